@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// The noise-source concept. Noise is injected per call and never global (DESIGN.md, Noise).
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <span>
+
+#include "tensor.hpp"
+
+namespace diffusion {
+
+/// A source of noise draws. Each call is one *draw*: it fills `out` (all elements of one tensor,
+/// `batch` samples of out.size()/batch contiguous elements each) and advances to the next draw.
+///
+/// Semantic requirements: fill_normal writes standard normal N(0, 1) values, fill_uniform writes
+/// values in [0, 1). A source that cannot serve a request (a replay source that ran out, or was
+/// handed an array of the wrong size) throws instead of inventing values.
+template <class N, class Scalar>
+concept noise_source = requires(N& n, std::span<Scalar> out, std::size_t batch) {
+  n.fill_normal(out, batch);
+  n.fill_uniform(out, batch);
+};
+
+/// Fills tensor `z` with one draw of standard normal noise from `noise`. A backend that can
+/// generate a source's noise on its own device (fused, threaded) provides
+/// `be.fill_normal(z, noise)`, and it is used; otherwise the source writes the elements.
+template <class Backend, class Noise, class T>
+void draw_normal(Backend& be, Noise& noise, T& z) {
+  if constexpr (requires { be.fill_normal(z, noise); }) {
+    be.fill_normal(z, noise);
+  } else {
+    noise.fill_normal(elements(z), batch_size(z));
+  }
+}
+
+/// Fills tensor `u` with one draw of U[0, 1) values from `noise`.
+template <class Noise, class T>
+void draw_uniform(Noise& noise, T& u) {
+  noise.fill_uniform(elements(u), batch_size(u));
+}
+
+}  // namespace diffusion

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// Time grids as explicit lists of values. Samplers walk the list; the previous timestep is always
+// the next entry, never recomputed arithmetically (REFERENCE.md item 4 explains why).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "errors.hpp"
+
+namespace diffusion {
+
+/// A decreasing list of times visited by a sampler, first entry first.
+class time_grid {
+ public:
+  time_grid() = default;
+
+  /// A user-given list. Entries must be finite and strictly decreasing.
+  explicit time_grid(std::vector<double> values) : m_t(std::move(values)) {
+    require(!m_t.empty(), "time_grid", "number of times", 0, "at least 1");
+    for (std::size_t i = 0; i < m_t.size(); ++i) {
+      require_finite(m_t[i], "time_grid", "t[" + std::to_string(i) + "]");
+      if (i > 0)
+        require(m_t[i] < m_t[i - 1], "time_grid", "t[" + std::to_string(i) + "]", m_t[i],
+                "strictly below t[" + std::to_string(i - 1) + "] = " + detail::format_value(m_t[i - 1]));
+    }
+  }
+
+  std::size_t size() const { return m_t.size(); }
+  double operator[](std::size_t i) const { return m_t[i]; }
+  const std::vector<double>& values() const { return m_t; }
+  auto begin() const { return m_t.begin(); }
+  auto end() const { return m_t.end(); }
+
+ private:
+  std::vector<double> m_t;
+};
+
+namespace detail {
+
+inline void check_steps(std::size_t num_train_timesteps, std::size_t steps, const char* where) {
+  require(num_train_timesteps >= 1, where, "num_train_timesteps", num_train_timesteps, "at least 1");
+  require(steps >= 1 && steps <= num_train_timesteps, where, "steps", steps,
+          "[1, num_train_timesteps] = [1, " + std::to_string(num_train_timesteps) + "]");
+}
+
+// numpy.round and Python's round: half to even. std::nearbyint does that in the default
+// rounding mode, which the library never changes.
+inline double round_half_even(double v) { return std::nearbyint(v); }
+
+}  // namespace detail
+
+/// "leading" spacing (diffusers, DDIM paper): t_k = k * (T / n) + offset for k = n-1, ..., 0.
+/// For 50 of 1000: 980, 960, ..., 0.
+inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps, std::size_t steps_offset = 0) {
+  detail::check_steps(num_train_timesteps, steps, "leading_grid");
+  require(steps_offset < num_train_timesteps, "leading_grid", "steps_offset", steps_offset,
+          "[0, num_train_timesteps)");
+  const std::size_t ratio = num_train_timesteps / steps;
+  std::vector<double> t(steps);
+  for (std::size_t k = 0; k < steps; ++k) t[steps - 1 - k] = static_cast<double>(k * ratio + steps_offset);
+  require(t.front() <= static_cast<double>(num_train_timesteps - 1), "leading_grid", "steps_offset",
+          steps_offset, "small enough that the first timestep stays below num_train_timesteps");
+  return time_grid(std::move(t));
+}
+
+/// "trailing" spacing (Lin et al. 2024, Table 2): round(T - k T/n) - 1 for k = 0, ..., n-1.
+/// For 50 of 1000: 999, 979, ..., 19.
+inline time_grid trailing_grid(std::size_t num_train_timesteps, std::size_t steps) {
+  detail::check_steps(num_train_timesteps, steps, "trailing_grid");
+  const double T = static_cast<double>(num_train_timesteps);
+  const double ratio = T / static_cast<double>(steps);
+  std::vector<double> t(steps);
+  for (std::size_t k = 0; k < steps; ++k) t[k] = detail::round_half_even(T - static_cast<double>(k) * ratio) - 1.0;
+  return time_grid(std::move(t));
+}
+
+/// "linspace" spacing: round(linspace(0, T - 1, n)), reversed. For n = 1 the single entry is 0,
+/// as numpy.linspace(0, T-1, 1) gives.
+inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t steps) {
+  detail::check_steps(num_train_timesteps, steps, "linspace_grid");
+  const double stop = static_cast<double>(num_train_timesteps - 1);
+  std::vector<double> t(steps);
+  if (steps == 1) {
+    t[0] = 0.0;
+  } else {
+    // numpy.linspace: k * step for k < n - 1, and exactly `stop` at the end.
+    const double step = stop / static_cast<double>(steps - 1);
+    for (std::size_t k = 0; k < steps; ++k) {
+      const double v = (k + 1 == steps) ? stop : static_cast<double>(k) * step;
+      t[steps - 1 - k] = detail::round_half_even(v);
+    }
+  }
+  return time_grid(std::move(t));
+}
+
+}  // namespace diffusion

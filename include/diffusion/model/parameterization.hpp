@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// What a model predicts (eps, x0, score, v) and the one place where predictions are converted.
+//
+// With x = alpha x0 + sigma eps every parameterization is a linear function of (x, prediction):
+//   x0    = (x - sigma eps) / alpha
+//   score = -eps / sigma
+//   v     = alpha eps - sigma x0                      (Salimans & Ho 2022, Sec. 4)
+// so converting is one fused linear combination target = c_x x + c_pred prediction.
+#pragma once
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "../core/errors.hpp"
+
+namespace diffusion {
+
+enum class parameterization { eps, x0, score, v };
+
+/// Tags a model uses to declare its output: `using parameterization = diffusion::eps_param;`.
+struct eps_param { static constexpr parameterization kind = parameterization::eps; };
+struct x0_param { static constexpr parameterization kind = parameterization::x0; };
+struct score_param { static constexpr parameterization kind = parameterization::score; };
+struct v_param { static constexpr parameterization kind = parameterization::v; };
+
+template <class P>
+concept parameterization_tag = requires {
+  { P::kind } -> std::convertible_to<parameterization>;
+};
+
+constexpr std::string_view name(parameterization p) {
+  switch (p) {
+    case parameterization::eps: return "eps";
+    case parameterization::x0: return "x0";
+    case parameterization::score: return "score";
+    case parameterization::v: return "v";
+  }
+  return "?";
+}
+
+/// target = x_coef * x + pred_coef * prediction.
+struct conversion {
+  double x_coef;
+  double pred_coef;
+};
+
+namespace detail {
+
+// eps expressed through (x, prediction), from x = alpha x0 + sigma eps.
+inline conversion to_eps(parameterization from, double alpha, double sigma) {
+  switch (from) {
+    case parameterization::eps: return {0.0, 1.0};
+    case parameterization::x0: return {1.0 / sigma, -alpha / sigma};  // eps = (x - alpha x0) / sigma
+    case parameterization::score: return {0.0, -sigma};              // eps = -sigma score
+    case parameterization::v: {                                      // sigma x + alpha v = (alpha^2 + sigma^2) eps
+      const double n = alpha * alpha + sigma * sigma;
+      return {sigma / n, alpha / n};
+    }
+  }
+  return {0.0, 0.0};
+}
+
+// (x, eps) -> target: target = a x + b eps.
+inline conversion from_eps(parameterization to, double alpha, double sigma) {
+  switch (to) {
+    case parameterization::eps: return {0.0, 1.0};
+    case parameterization::x0: return {1.0 / alpha, -sigma / alpha};
+    case parameterization::score: return {0.0, -1.0 / sigma};
+    case parameterization::v: {  // v = alpha eps - sigma (x - sigma eps)/alpha
+      return {-sigma / alpha, alpha + sigma * sigma / alpha};
+    }
+  }
+  return {0.0, 0.0};
+}
+
+}  // namespace detail
+
+/// Coefficients turning a `from` prediction at a point with marginal coefficients (alpha, sigma)
+/// into a `to` prediction: to = x_coef x + pred_coef from. Throws std::domain_error where the
+/// conversion is undefined (alpha = 0 for x0/v targets, sigma = 0 for eps/score).
+inline conversion convert_coefficients(parameterization from, parameterization to, double alpha, double sigma) {
+  if (from == to) return {0.0, 1.0};
+  const bool needs_sigma = from == parameterization::x0 || to == parameterization::score;
+  const bool needs_alpha = to == parameterization::x0 || to == parameterization::v;
+  if ((needs_sigma && !(sigma > 0.0)) || (needs_alpha && !(alpha > 0.0)) || !std::isfinite(alpha) ||
+      !std::isfinite(sigma)) {
+    std::string msg = "convert_coefficients: cannot convert a ";
+    msg.append(name(from)).append(" prediction to ").append(name(to)).append(" at alpha = ");
+    msg.append(detail::format_value(alpha)).append(", sigma = ").append(detail::format_value(sigma));
+    msg.append("; valid range: alpha > 0 and sigma > 0 (finite)");
+    throw std::domain_error(msg);
+  }
+  const conversion e = detail::to_eps(from, alpha, sigma);
+  const conversion t = detail::from_eps(to, alpha, sigma);
+  // target = t.x x + t.pred (e.x x + e.pred p)
+  return {t.x_coef + t.pred_coef * e.x_coef, t.pred_coef * e.pred_coef};
+}
+
+}  // namespace diffusion

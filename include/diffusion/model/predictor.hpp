@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// The predictor interface: a model is called as model(x, t, out) and declares what it predicts.
+#pragma once
+
+#include <concepts>
+#include <type_traits>
+#include <utility>
+
+#include "../core/tensor.hpp"
+#include "../process/concepts.hpp"
+#include "parameterization.hpp"
+
+namespace diffusion {
+
+/// A predictor for tensors of type T: `p(x, t, out)` writes its prediction for state x at time t
+/// into `out` (already shaped like x), and `P::parameterization` names what it predicts.
+/// `t` is the process's own time coordinate: the integer timestep of a discrete process, t of a
+/// continuous one.
+///
+/// Semantic requirements: p does not resize `out` (the driver checks the shape after every call
+/// and throws if it changed) and does not keep references to x or out.
+template <class P, class T>
+concept predictor = tensor<T> && requires(P& p, const T& x, double t, T& out) {
+  typename std::remove_cvref_t<P>::parameterization;
+  requires parameterization_tag<typename std::remove_cvref_t<P>::parameterization>;
+  p(x, t, out);
+};
+
+/// Wraps any callable as a predictor with a declared parameterization. The callable may be
+/// `void f(const T& x, double t, T& out)` (allocation-free) or `T f(const T& x, double t)`
+/// (convenient; its result is moved into out after a shape check).
+template <parameterization_tag Param, class F>
+struct function_predictor {
+  using parameterization = Param;
+  F f;
+
+  template <tensor T>
+  void operator()(const T& x, double t, T& out) {
+    if constexpr (std::invocable<F&, const T&, double, T&>) {
+      f(x, t, out);
+    } else {
+      static_assert(std::invocable<F&, const T&, double>,
+                    "function_predictor: the callable must be f(const T& x, double t, T& out) or "
+                    "T f(const T& x, double t)");
+      T result = f(x, t);
+      require_same_shape(result, x, "function_predictor", "model output");
+      out = std::move(result);
+    }
+  }
+};
+
+/// `make_predictor<eps_param>(f)`: declares that callable f predicts eps.
+template <parameterization_tag Param, class F>
+function_predictor<Param, std::decay_t<F>> make_predictor(F&& f) {
+  return {std::forward<F>(f)};
+}
+
+/// Evaluates `model` at (x, t) and converts its output into parameterization `Want` using the
+/// process's alpha(t), sigma(t). This is the one place where samplers and losses obtain a
+/// prediction, so every model-output shape check and conversion happens here.
+template <parameterization_tag Want, class Backend, class Model, has_marginal_coefficients Process, tensor T>
+void predict_as(Backend& be, Model& model, const Process& process, const T& x, double t, T& out) {
+  static_assert(predictor<Model, T>,
+                "the model must be callable as model(x, t, out) and declare `using parameterization = "
+                "diffusion::eps_param;` (or x0_param, score_param, v_param); wrap a plain callable with "
+                "diffusion::make_predictor<diffusion::eps_param>(f)");
+  model(x, t, out);
+  require_same_shape(out, x, "model", "output");
+  constexpr parameterization have = std::remove_cvref_t<Model>::parameterization::kind;
+  if constexpr (have != Want::kind) {
+    const conversion c = convert_coefficients(have, Want::kind, process.alpha(t), process.sigma(t));
+    using S = typename Backend::scalar_type;
+    be.lincomb(out, static_cast<S>(c.x_coef), x, static_cast<S>(c.pred_coef), out);
+  }
+}
+
+}  // namespace diffusion
