@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# Shared by scripts/demo and scripts/test (sourced, not run): installs the Debian packages that
+# are missing and knows where the source and build trees are.
+#
+# The package mirror is whatever apt is configured with on this machine; nothing here names one.
+
+set -euo pipefail
+
+DIFFUSION_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# One build tree for both scripts, so the demo reuses what the tests built and the other way round.
+DIFFUSION_BUILD_DIR="${DIFFUSION_BUILD_DIR:-$DIFFUSION_ROOT/build}"
+[[ "$DIFFUSION_BUILD_DIR" == /* ]] || DIFFUSION_BUILD_DIR="$PWD/$DIFFUSION_BUILD_DIR"
+
+# Compiler, build tool and CMake, and the header-only libraries every configuration needs.
+DIFFUSION_BASE_PACKAGES=(g++ make cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev)
+
+diffusion_say() { printf '==> %s\n' "$*"; }
+diffusion_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+diffusion_cores() { nproc 2>/dev/null || echo 2; }
+
+# Installs the named Debian packages that are not installed yet. Runs `apt-get update` first, and
+# only when something is missing, so a machine that has everything never touches the network.
+diffusion_require_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    diffusion_say "All required Debian packages are installed"
+    return 0
+  fi
+
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null 2>&1 ||
+      diffusion_die "missing Debian packages: ${missing[*]}; run this script as root or install them first"
+    sudo=(sudo)
+  fi
+  diffusion_say "Installing missing Debian packages: ${missing[*]}"
+  # No questions (CI has no stdin), and no recommended extras: only what the build needs.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" </dev/null
+}
+
+# Configures the build tree in Release with the given extra CMake options.
+diffusion_configure() {
+  diffusion_say "Configuring $DIFFUSION_BUILD_DIR (Release)"
+  cmake -S "$DIFFUSION_ROOT" -B "$DIFFUSION_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@"
+}
