@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Shared by scripts/demo and scripts/test (sourced, not run): installs the Debian packages that
 # are missing and knows where the source and build trees are.
 #
@@ -12,16 +13,22 @@ DIFFUSION_BUILD_DIR="${DIFFUSION_BUILD_DIR:-$DIFFUSION_ROOT/build}"
 [[ "$DIFFUSION_BUILD_DIR" == /* ]] || DIFFUSION_BUILD_DIR="$PWD/$DIFFUSION_BUILD_DIR"
 
 # Compiler, build tool and CMake, and the header-only libraries every configuration needs.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 DIFFUSION_BASE_PACKAGES=(g++ make cmake pkg-config libeigen3-dev libxtensor-dev libstb-dev)
 
 diffusion_say() { printf '==> %s\n' "$*"; }
 diffusion_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-diffusion_cores() { nproc 2>/dev/null || echo 2; }
+# All cores unless DIFFUSION_JOBS says otherwise.
+diffusion_cores() { echo "${DIFFUSION_JOBS:-$(nproc 2>/dev/null || echo 2)}"; }
 
 # Installs the named Debian packages that are not installed yet. Runs `apt-get update` first, and
 # only when something is missing, so a machine that has everything never touches the network.
 diffusion_require_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    diffusion_say "No dpkg/apt here: not installing anything; the build needs the equivalents of: $*"
+    return 0
+  fi
   local missing=() pkg
   for pkg in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -44,6 +51,14 @@ diffusion_require_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${missing[@]}" </dev/null
+}
+
+# Build-tool flag that keeps building the other targets after one fails (make and Ninja).
+diffusion_keep_going() {
+  case "$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$DIFFUSION_BUILD_DIR/CMakeCache.txt")" in
+    *Makefiles) echo -k ;;
+    Ninja*) echo "-k 0" ;;
+  esac
 }
 
 # Configures the build tree in Release with the given extra CMake options.
