@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// The default noise source: counter-based Philox4x32-10, where every element is a pure function of
+// (seed, stream, draw, index), so noise does not depend on thread count, split or backend.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+
+#include "../core/errors.hpp"
+#include "normal.hpp"
+#include "philox.hpp"
+
+namespace diffusion {
+
+/// Counter-based noise (DESIGN.md, Noise). Element j of draw k of stream s is a pure function of
+/// (seed, s, k, j):
+///
+///     key     = (seed mod 2^32, seed / 2^32)
+///     counter = (floor(j/4) mod 2^32, floor(j/4) / 2^32, k, s)
+///     words   = philox4x32_10(counter, key)
+///     normal  element j: Box-Muller of words (0, 1) for j%4 in {0, 1}, of words (2, 3) for
+///             j%4 in {2, 3}; cos for even j, sin for odd j (see box_muller)
+///     uniform element j: uniform_from_word(words[j % 4])
+///
+/// Without per-sample streams, j is the flat index into the tensor and s = stream. With per-sample
+/// streams, sample b of the batch uses stream (stream + b) and j is the index within the sample, so
+/// a sample's noise is the same whatever the batch size (batch-size invariance); give two sources
+/// stream bases further apart than the largest batch so that their streams do not overlap.
+///
+/// Each fill_normal / fill_uniform call is one draw and advances the draw index by one; normals and
+/// uniforms share that index. A threaded backend takes the index with next_draw() and calls the
+/// const fill_normal_range on disjoint ranges: the result is bit-identical whatever the split.
+///
+/// \see Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3" (counter-based
+///      generation: a keyed bijection applied to a counter).
+class philox_noise {
+ public:
+  /// \param seed                 the 64-bit key of the Philox bijection.
+  /// \param stream               the stream index (counter word 3); independent sources with the
+  ///                             same seed use different streams.
+  /// \param per_sample_streams   give sample b of the batch the stream (stream + b).
+  explicit philox_noise(std::uint64_t seed, std::uint32_t stream = 0, bool per_sample_streams = false) noexcept
+      : m_seed(seed),
+        m_key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)},
+        m_stream(stream),
+        m_per_sample_streams(per_sample_streams) {}
+
+  /// One draw of standard normals into `out` (`batch` samples of out.size()/batch elements).
+  /// Throws std::invalid_argument (and does not advance) if batch does not divide out.size().
+  template <std::floating_point S>
+  void fill_normal(std::span<S> out, std::size_t batch) {
+    fill_normal_range(out, batch, m_draw, 0, out.size());
+    ++m_draw;
+  }
+
+  /// One draw of uniforms in [0, 1) into `out`; shares the draw index with fill_normal.
+  template <std::floating_point S>
+  void fill_uniform(std::span<S> out, std::size_t batch) {
+    fill_uniform_range(out, batch, m_draw, 0, out.size());
+    ++m_draw;
+  }
+
+  /// Writes out[begin, end) exactly as a whole fill_normal of draw `draw` would, and nothing else.
+  /// A pure function of (seed, stream, per-sample flag, draw, out.size(), batch, index): threads
+  /// may call it concurrently on disjoint ranges of the same tensor.
+  template <std::floating_point S>
+  void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
+                         std::size_t end) const {
+    fill_range(out, batch, draw, begin, end,
+               [](std::span<const std::uint32_t> w, std::span<S> v) { box_muller_block<S>(w, v); });
+  }
+
+  /// Writes out[begin, end) exactly as a whole fill_uniform of draw `draw` would.
+  template <std::floating_point S>
+  void fill_uniform_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
+                          std::size_t end) const {
+    fill_range(out, batch, draw, begin, end,
+               [](std::span<const std::uint32_t> w, std::span<S> v) { uniform_block<S>(w, v); });
+  }
+
+  /// Returns the current draw index and advances it: a backend that fills on its own (threaded,
+  /// fused) takes its draw here and then calls fill_normal_range.
+  std::uint64_t next_draw() noexcept { return m_draw++; }
+  /// The index of the next draw.
+  std::uint64_t draw_index() const noexcept { return m_draw; }
+  std::uint64_t seed() const noexcept { return m_seed; }
+  std::uint32_t stream() const noexcept { return m_stream; }
+  bool per_sample_streams() const noexcept { return m_per_sample_streams; }
+
+ private:
+  // Counters per chunk: the words and values of one chunk live on the stack (3 KiB for double).
+  static constexpr std::size_t chunk_counters = 64;
+
+  template <class S, class Kernel>
+  void fill_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end,
+                  Kernel kernel) const {
+    validate(out.size(), batch, draw, begin, end);
+    if (!m_per_sample_streams) {
+      generate(draw, m_stream, begin, end, out.data() + begin, kernel);
+      return;
+    }
+    if (begin == end) return;
+    const std::size_t d = out.size() / batch;  // validate() made batch > 0 since out is not empty
+    for (std::size_t b = begin / d; b * d < end; ++b) {
+      const std::size_t lo = std::max(begin, b * d);
+      const std::size_t hi = std::min(end, (b + 1) * d);
+      generate(draw, static_cast<std::uint32_t>(m_stream + b), lo - b * d, hi - b * d, out.data() + lo, kernel);
+    }
+  }
+
+  // Elements [lo, hi) of (draw, stream) into dst[0, hi - lo). Whole Philox blocks are transformed
+  // and the elements outside [lo, hi) discarded, so a split inside a block changes nothing.
+  template <class S, class Kernel>
+  void generate(std::uint64_t draw, std::uint32_t stream, std::uint64_t lo, std::uint64_t hi, S* dst,
+                Kernel& kernel) const {
+    std::array<std::uint32_t, 4 * chunk_counters> words;
+    std::array<S, 4 * chunk_counters> values;
+    std::uint64_t c = lo / 4;
+    const std::uint64_t c_end = (hi + 3) / 4;
+    while (c < c_end) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_counters, c_end - c));
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint64_t block = c + i;
+        const philox_counter ctr{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                                 static_cast<std::uint32_t>(draw), stream};
+        const philox_counter w = philox4x32_10(ctr, m_key);
+        for (std::size_t q = 0; q < 4; ++q) words[4 * i + q] = w[q];
+      }
+      kernel(std::span<const std::uint32_t>(words.data(), 4 * n), std::span<S>(values.data(), 4 * n));
+      const std::uint64_t e0 = std::max(lo, 4 * c);
+      const std::uint64_t e1 = std::min(hi, 4 * (c + n));
+      std::copy(values.data() + (e0 - 4 * c), values.data() + (e1 - 4 * c), dst + (e0 - lo));
+      c += n;
+    }
+  }
+
+  void validate(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end) const {
+    constexpr std::uint64_t max_word = std::numeric_limits<std::uint32_t>::max();
+    if (batch == 0)
+      require(size == 0, "philox_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
+    else
+      require(size % batch == 0, "philox_noise", "batch", batch,
+              "a divisor of out.size() = " + std::to_string(size));
+    require(draw <= max_word, "philox_noise", "draw index", draw, "[0, 2^32)");
+    require(end <= size, "philox_noise", "end", end, "[begin, out.size()] = [" + std::to_string(begin) + ", " +
+                                                         std::to_string(size) + "]");
+    require(begin <= end, "philox_noise", "begin", begin, "[0, end] = [0, " + std::to_string(end) + "]");
+    if (m_per_sample_streams && batch > 0)
+      require(m_stream + std::uint64_t{batch} - 1 <= max_word, "philox_noise", "stream + batch - 1",
+              m_stream + std::uint64_t{batch} - 1, "[0, 2^32) (per-sample streams are 32-bit)");
+  }
+
+  std::uint64_t m_seed;
+  philox_key m_key;
+  std::uint32_t m_stream;
+  bool m_per_sample_streams;
+  std::uint64_t m_draw = 0;
+};
+
+}  // namespace diffusion
