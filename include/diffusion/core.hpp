@@ -8,11 +8,19 @@
 #include "core/observer.hpp"
 #include "core/time_grid.hpp"
 
+#include "random/random.hpp"
+
 #include "backend/reference.hpp"
 
 #include "process/concepts.hpp"
+#include "process/beta_schedules.hpp"
+#include "process/vp_discrete.hpp"
+#include "process/forward.hpp"
 
 #include "model/parameterization.hpp"
 #include "model/predictor.hpp"
+#include "model/gaussian_mixture.hpp"
 
 #include "sampler/driver.hpp"
+#include "sampler/ddpm.hpp"
+#include "sampler/ddim.hpp"

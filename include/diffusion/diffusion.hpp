@@ -3,3 +3,5 @@
 #pragma once
 
 #include "core.hpp"
+
+#include "backend/eigen.hpp"

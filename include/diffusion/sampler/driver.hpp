@@ -60,6 +60,9 @@ typename Backend::tensor_type sample(const Sampler& sampler, Model&& model, Back
                 "return void or diffusion::observer_action");
 
   auto ws = sampler.make_workspace(be, x);
+  // A sampler may skip forming x0_hat when nobody looks at it.
+  if constexpr (requires { ws.need_prediction; })
+    ws.need_prediction = !std::same_as<std::remove_cvref_t<Observer>, null_observer>;
   const std::size_t n = sampler.num_steps();
   for (std::size_t i = 0; i < n; ++i) {
     sampler.step(be, model, noise, ws, x, i);

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <diffusion/core.hpp>
+#include <diffusion/model/gaussian_mixture.hpp>
+#include <diffusion/process/vp_discrete.hpp>
+#include <diffusion/random/random.hpp>
+#include <diffusion/sampler/ddim.hpp>
+
+#include "support/json.hpp"
+#include "support/mixture_fixture.hpp"
+#include "support/statistics.hpp"
+
+using namespace diffusion;
+using Catch::Matchers::WithinAbs;
+using tensor_d = reference_tensor<double>;
+
+namespace {
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+double max_rel_excess(const std::vector<double>& got, const std::vector<double>& want, double rtol, double atol) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - want[i]) / (atol + rtol * std::abs(want[i])));
+  return worst;
+}
+
+tensor_d normal_batch(std::size_t n, std::uint64_t seed) {
+  tensor_d x({n, 2});
+  philox_noise(seed).fill_normal(std::span<double>(x.data), n);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("ddim eta = 0 reproduces diffusers DDIMScheduler step by step", "[sampler][ddim][golden]") {
+  const auto golden = test_support::load_json(std::string(DIFFUSION_TEST_DATA_DIR) + "/diffusers_ddim_linear_leading_eta0.json");
+  const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
+  const auto grid = leading_grid(1000, 50);
+  REQUIRE(grid.values() == golden["timesteps"].as_vector());
+  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  reference_backend<double> be;
+  const ddim sampler(process, grid, {.eta = 0.0, .set_alpha_to_one = true});
+  const auto& run = golden["runs"]["float64_tables"];
+  const auto x_T = golden["inputs"]["x_T"].as_matrix();
+  std::size_t seen = 0;
+  const tensor_d x = sample(sampler, model, be, tensor_d({x_T.size() / 2, 2}, x_T), replay_noise(std::vector<std::vector<double>>{}),
+                            [&](const step_info<tensor_d>& s) {
+                              const auto& rec = run["per_step"][s.index];
+                              INFO("step " << s.index);
+                              CHECK(max_rel_excess(s.x.data, rec["prev_sample"].as_matrix(), 1e-10, 1e-12) <= 1);
+                              CHECK(max_rel_excess(s.prediction.data, rec["pred_original_sample"].as_matrix(), 1e-10,
+                                                   1e-12) <= 1);
+                              ++seen;
+                            });
+  CHECK(seen == 50);
+  CHECK(max_rel_excess(x.data, run["final_sample"].as_matrix(), 1e-10, 1e-12) <= 1);
+}
+
+TEST_CASE("ddim eta = 0 is deterministic and uses no noise", "[sampler][ddim]") {
+  const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
+  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  reference_backend<double> be;
+  const ddim sampler(process, trailing_grid(1000, 25));
+  const auto x_T = normal_batch(128, 1);
+  const tensor_d a = sample(sampler, model, be, x_T, philox_noise(1));
+  const tensor_d b = sample(sampler, model, be, x_T, philox_noise(999));
+  CHECK(a.data == b.data);
+  replay_noise none(std::vector<std::vector<double>>{});
+  CHECK_NOTHROW(sample(sampler, model, be, x_T, none));  // an empty replay source is never asked
+}
+
+TEST_CASE("ddim inversion and back returns the start", "[sampler][ddim][inversion]") {
+  const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
+  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  reference_backend<double> be;
+  const auto x_T = normal_batch(256, 42);
+
+  SECTION("fixed-point inversion inverts every step to round-off") {
+    // With 50 steps the DDIM map of this mixture is so expansive between the modes that the
+    // fixed-point iteration does not contract for every point; from ~200 steps on it does.
+    const auto grid = leading_grid(1000, 200);
+    const tensor_d x0 = sample(ddim(process, grid), model, be, x_T, philox_noise(0));
+    const tensor_d back = sample(ddim_inversion(process, grid, {.fixed_point_iterations = 30}), model, be, x0, philox_noise(0));
+    CHECK(max_abs_diff(back.data, x_T.data) < 1e-8);
+    const tensor_d again = sample(ddim(process, grid), model, be, back, philox_noise(0));
+    CHECK(max_abs_diff(again.data, x0.data) < 1e-10);
+  }
+  SECTION("plain inversion converges as the step shrinks") {
+    // The plain inversion evaluates eps at the wrong end of each step: its error falls with the step.
+    double previous = 1e300;
+    for (std::size_t steps : {25, 100, 400}) {
+      const auto g = leading_grid(1000, steps);
+      const tensor_d start = sample(ddim(process, g), model, be, x_T, philox_noise(0));
+      const tensor_d back = sample(ddim_inversion(process, g), model, be, start, philox_noise(0));
+      const double err = max_abs_diff(back.data, x_T.data);
+      INFO(steps << " steps: round-trip error " << err);
+      CHECK(err < previous / 2);
+      previous = err;
+    }
+  }
+}
+
+TEST_CASE("ddim with 50 steps reproduces the mixture for eta 0 and 1", "[sampler][ddim][statistics]") {
+  const auto mixture = test::golden_mixture();
+  const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
+  gaussian_mixture_model<vp_discrete> model(mixture, process);
+  reference_backend<double> be;
+  const std::size_t n = 16384;
+  const double eta = GENERATE(0.0, 1.0);
+  INFO("eta = " << eta);
+  const tensor_d x = sample(ddim(process, leading_grid(1000, 50), {.eta = eta}), model, be, normal_batch(n, 77),
+                            philox_noise(78));
+  const test::sample_moments m(x.data, 2);
+  const auto true_mean = mixture.mean();
+  const auto true_cov = mixture.covariance();
+  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
+  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
+  const auto frac = test::component_fractions(mixture, x.data);
+  for (std::size_t k = 0; k < 3; ++k) {
+    const double w = mixture.weight(k);
+    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / n)));
+  }
+}
+
+TEST_CASE("ddim rejects a negative or non-finite eta", "[sampler][ddim][errors]") {
+  const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
+  CHECK_THROWS_WITH(ddim(process, leading_grid(1000, 10), {.eta = -0.5}),
+                    Catch::Matchers::Contains("eta") && Catch::Matchers::Contains("-0.5") &&
+                        Catch::Matchers::Contains("[0, inf)"));
+  CHECK_THROWS_AS(ddim(process, leading_grid(1000, 10), {.eta = std::nan("")}), std::invalid_argument);
+}
