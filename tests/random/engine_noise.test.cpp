@@ -25,8 +25,8 @@ static_assert(diffusion::noise_source<engine_noise<std::mt19937>, float>);
 static_assert(diffusion::noise_source<engine_noise<std::mt19937>, double>);
 static_assert(diffusion::noise_source<engine_noise<std::mt19937&>, float>);
 static_assert(diffusion::noise_source<engine_noise<std::mt19937_64>, double>);
-static_assert(diffusion::noise_source<engine_noise<std::independent_bits_engine<std::minstd_rand, 32, std::uint32_t>>,
-                                      double>);
+static_assert(
+    diffusion::noise_source<engine_noise<std::independent_bits_engine<std::minstd_rand, 32, std::uint32_t>>, double>);
 
 namespace {
 
@@ -81,7 +81,8 @@ TEMPLATE_LIST_TEST_CASE("engine_noise normals are Box-Muller of consecutive word
   SECTION("uniforms take exactly one word each") {
     std::vector<S> u(n);
     noise.fill_uniform(std::span<S>(u), 1);
-    for (std::size_t i = 0; i < n; ++i) REQUIRE(u[i] == diffusion::uniform_from_word<S>(static_cast<std::uint32_t>(reference())));
+    for (std::size_t i = 0; i < n; ++i)
+      REQUIRE(u[i] == diffusion::uniform_from_word<S>(static_cast<std::uint32_t>(reference())));
     CHECK(noise.next_word() == static_cast<std::uint32_t>(reference()));
   }
 }
@@ -123,8 +124,8 @@ TEMPLATE_LIST_TEST_CASE("engine_noise is deterministic for a fixed seed and diff
   }
 }
 
-TEMPLATE_LIST_TEST_CASE("one million engine_noise normals and uniforms have the right moments",
-                        "[rng][engine][stats]", scalar_types) {
+TEMPLATE_LIST_TEST_CASE("one million engine_noise normals and uniforms have the right moments", "[rng][engine][stats]",
+                        scalar_types) {
   using S = TestType;
   const std::size_t n = 1'000'000;
   const double root_n = std::sqrt(static_cast<double>(n));

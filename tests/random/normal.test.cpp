@@ -84,7 +84,8 @@ TEMPLATE_LIST_TEST_CASE("uniform_from_word is exact on a 2^-b grid and stays in 
 TEST_CASE("float uniforms are the double uniforms truncated to 24 bits", "[rng][normal]") {
   for (std::uint32_t w : test_words(4096)) {
     const double d = diffusion::uniform_from_word<double>(w);
-    REQUIRE(diffusion::uniform_from_word<float>(w) == static_cast<float>(std::ldexp(std::floor(std::ldexp(d, 24)), -24)));
+    REQUIRE(diffusion::uniform_from_word<float>(w) ==
+            static_cast<float>(std::ldexp(std::floor(std::ldexp(d, 24)), -24)));
   }
 }
 

@@ -100,7 +100,7 @@ TEMPLATE_LIST_TEST_CASE("philox_noise element j of draw k of stream s follows th
   philox_noise noise(seed, stream, per_sample);
   std::vector<S> z(batch * d), u(batch * d);
   for (std::uint32_t k = 0; k < 3; ++k) {
-    noise.fill_normal(std::span<S>(z), batch);  // draw 2k
+    noise.fill_normal(std::span<S>(z), batch);   // draw 2k
     noise.fill_uniform(std::span<S>(u), batch);  // draw 2k + 1
     for (std::size_t b = 0; b < batch; ++b)
       for (std::size_t i = 0; i < d; ++i) {
@@ -120,7 +120,8 @@ TEMPLATE_LIST_TEST_CASE("fill_normal_range over any split is bit-identical to a 
   using S = TestType;
   const bool per_sample = GENERATE(false, true);
   std::mt19937 split_rng(1234);  // chooses the split points
-  const std::size_t sizes[][2] = {{1, 1}, {3, 1}, {4, 2}, {5, 5}, {6, 3}, {257, 1}, {7 * 149, 7}, {2048, 16}, {1030, 10}};
+  const std::size_t sizes[][2] = {{1, 1},   {3, 1},       {4, 2},     {5, 5},    {6, 3},
+                                  {257, 1}, {7 * 149, 7}, {2048, 16}, {1030, 10}};
   for (const auto& sz : sizes) {
     const std::size_t n = sz[0], batch = sz[1];
     philox_noise noise(0xdeadbeefcafef00dull, 11, per_sample);
@@ -303,8 +304,8 @@ TEMPLATE_LIST_TEST_CASE("draws, streams and per-sample samples are uncorrelated"
   CHECK(std::abs(diffusion_test::correlation(t.first(n), t.last(n))) < tol);
 }
 
-TEMPLATE_LIST_TEST_CASE("one million philox uniforms lie in [0, 1) with the moments of U[0, 1)",
-                        "[rng][philox][stats]", scalar_types) {
+TEMPLATE_LIST_TEST_CASE("one million philox uniforms lie in [0, 1) with the moments of U[0, 1)", "[rng][philox][stats]",
+                        scalar_types) {
   using S = TestType;
   const std::size_t n = 1'000'000;
   philox_noise noise(31337, 3);

@@ -10,7 +10,7 @@
 #include <diffusion/core/noise.hpp>
 
 template <class N>
-constexpr bool serves_float_and_double = diffusion::noise_source<N, float> && diffusion::noise_source<N, double>;
+constexpr bool serves_float_and_double = diffusion::noise_source<N, float>&& diffusion::noise_source<N, double>;
 
 static_assert(serves_float_and_double<diffusion::philox_noise>);
 static_assert(serves_float_and_double<diffusion::engine_noise<std::mt19937>>);

@@ -94,7 +94,6 @@ TEST_CASE("replay_noise rejects non-finite normals and uniforms outside [0, 1)",
     // Just below 1 in double, but rounds to 1.0f in float.
     const double almost_one = 1.0 - 1e-10;
     CHECK_NOTHROW(replay_noise({{almost_one, 0.0}}).fill_uniform(std::span<double>(z), 1));
-    CHECK_THROWS_WITH(replay_noise({{almost_one, 0.0}}).fill_uniform(std::span<float>(f), 1),
-                      Contains("arrays[0][0]"));
+    CHECK_THROWS_WITH(replay_noise({{almost_one, 0.0}}).fill_uniform(std::span<float>(f), 1), Contains("arrays[0][0]"));
   }
 }

@@ -109,11 +109,12 @@ class engine_noise {
     }
   }
 
+  // Messages are built only on failure: a fill allocates nothing.
   static void check_batch(std::size_t size, std::size_t batch) {
-    if (batch == 0)
-      require(size == 0, "engine_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
-    else
-      require(size % batch == 0, "engine_noise", "batch", batch, "a divisor of out.size() = " + std::to_string(size));
+    if (batch == 0 && size != 0)
+      throw_invalid("engine_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
+    if (batch != 0 && size % batch != 0)
+      throw_invalid("engine_noise", "batch", batch, "a divisor of out.size() = " + std::to_string(size));
   }
 
   Engine m_engine;

@@ -65,8 +65,6 @@ constexpr philox_counter philox4x32(philox_counter counter, philox_key key) {
 }
 
 /// Philox4x32-10, the library's default counter-based generator (see philox4x32).
-constexpr philox_counter philox4x32_10(philox_counter counter, philox_key key) {
-  return philox4x32<10>(counter, key);
-}
+constexpr philox_counter philox4x32_10(philox_counter counter, philox_key key) { return philox4x32<10>(counter, key); }
 
 }  // namespace diffusion

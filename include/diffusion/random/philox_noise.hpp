@@ -140,20 +140,21 @@ class philox_noise {
     }
   }
 
+  // Messages are built only on failure: a fill allocates nothing.
   void validate(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end) const {
     constexpr std::uint64_t max_word = std::numeric_limits<std::uint32_t>::max();
-    if (batch == 0)
-      require(size == 0, "philox_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
-    else
-      require(size % batch == 0, "philox_noise", "batch", batch,
-              "a divisor of out.size() = " + std::to_string(size));
-    require(draw <= max_word, "philox_noise", "draw index", draw, "[0, 2^32)");
-    require(end <= size, "philox_noise", "end", end, "[begin, out.size()] = [" + std::to_string(begin) + ", " +
-                                                         std::to_string(size) + "]");
-    require(begin <= end, "philox_noise", "begin", begin, "[0, end] = [0, " + std::to_string(end) + "]");
-    if (m_per_sample_streams && batch > 0)
-      require(m_stream + std::uint64_t{batch} - 1 <= max_word, "philox_noise", "stream + batch - 1",
-              m_stream + std::uint64_t{batch} - 1, "[0, 2^32) (per-sample streams are 32-bit)");
+    if (batch == 0 && size != 0)
+      throw_invalid("philox_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
+    if (batch != 0 && size % batch != 0)
+      throw_invalid("philox_noise", "batch", batch, "a divisor of out.size() = " + std::to_string(size));
+    if (draw > max_word) throw_invalid("philox_noise", "draw index", draw, "[0, 2^32)");
+    if (end > size)
+      throw_invalid("philox_noise", "end", end,
+                    "[begin, out.size()] = [" + std::to_string(begin) + ", " + std::to_string(size) + "]");
+    if (begin > end) throw_invalid("philox_noise", "begin", begin, "[0, end] = [0, " + std::to_string(end) + "]");
+    if (m_per_sample_streams && batch > 0 && m_stream + std::uint64_t{batch} - 1 > max_word)
+      throw_invalid("philox_noise", "stream + batch - 1", m_stream + std::uint64_t{batch} - 1,
+                    "[0, 2^32) (per-sample streams are 32-bit)");
   }
 
   std::uint64_t m_seed;

@@ -65,8 +65,9 @@ class replay_noise {
       throw_invalid("replay_noise", "draw index", m_next,
                     "[0, " + std::to_string(m_arrays.size()) + ") (arrays supplied)");
     const std::vector<double>& a = m_arrays[m_next];
-    require(a.size() == n, "replay_noise", "arrays[" + std::to_string(m_next) + "].size()", a.size(),
-            std::to_string(n) + " (the number of elements of the tensor being filled)");
+    if (a.size() != n)
+      throw_invalid("replay_noise", "arrays[" + std::to_string(m_next) + "].size()", a.size(),
+                    std::to_string(n) + " (the number of elements of the tensor being filled)");
     return a;
   }
 
