@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: MIT
+// The Eigen backend: tensor_traits for row-major Eigen::Tensor and a backend whose every operation
+// is one Eigen assignment `y.device(d) = expr`, so one line runs on DefaultDevice and on
+// ThreadPoolDevice (and could run on a GPU device later). This is one of the two places in the
+// library that may include Eigen (DESIGN.md, Layers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+// Eigen's thread-pool executor exists only if EIGEN_USE_THREADS is defined before the Tensor module
+// is first included, and a translation unit that includes it twice with and without the macro gets
+// the serial executor silently (TensorExecutor.h is include-guarded).
+#if defined(EIGEN_CXX11_TENSOR_TENSOR_EXECUTOR_H) && !defined(EIGEN_USE_THREADS)
+#error "diffusion/backend/eigen.hpp: <unsupported/Eigen/CXX11/Tensor> was included before without EIGEN_USE_THREADS. Define EIGEN_USE_THREADS for every translation unit (link the diffusion::diffusion CMake target, or pass -DEIGEN_USE_THREADS), or include diffusion first."
+#endif
+#ifndef EIGEN_USE_THREADS
+#define EIGEN_USE_THREADS
+#endif
+// Eigen 3.4's thread-pool code captures `this` implicitly with [=], deprecated in C++20; users who
+// include Eigen with -I rather than as a system header would otherwise see warnings that are not theirs.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated"
+#endif
+#include <unsupported/Eigen/CXX11/Tensor>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "../core/errors.hpp"
+#include "../core/tensor.hpp"
+
+namespace diffusion {
+
+/// Row-major Eigen tensors: dimension 0 is the batch and each sample's elements are contiguous, as
+/// in PyTorch's default layout. (Column-major tensors are deliberately not supported: there the
+/// batch index would be the fastest-moving one.)
+template <class Scalar, int Rank, class Index>
+  requires(Rank >= 1)
+struct tensor_traits<Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>> {
+  using T = Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>;
+  using scalar_type = Scalar;
+  static std::size_t size(const T& x) { return static_cast<std::size_t>(x.size()); }
+  static std::size_t batch_size(const T& x) { return static_cast<std::size_t>(x.dimension(0)); }
+  static bool same_shape(const T& a, const T& b) {
+    for (int i = 0; i < Rank; ++i)
+      if (a.dimension(i) != b.dimension(i)) return false;
+    return true;
+  }
+  static T make_like(const T& x) { return T(x.dimensions()); }
+  static std::span<Scalar> elements(T& x) { return {x.data(), size(x)}; }
+  static std::span<const Scalar> elements(const T& x) { return {x.data(), size(x)}; }
+  static std::string shape_string(const T& x) {
+    std::string s = "[";
+    for (int i = 0; i < Rank; ++i) s += (i ? ", " : "") + std::to_string(x.dimension(i));
+    return s + "]";
+  }
+};
+
+/// Owns an Eigen::ThreadPool and a ThreadPoolDevice over it, so a threaded backend takes two lines:
+///
+///     diffusion::eigen_thread_pool pool{2};
+///     diffusion::eigen_backend<float, 4, Eigen::ThreadPoolDevice> be{pool};
+///
+/// Neither copyable nor movable: backends and devices point at it, and it must outlive them.
+class eigen_thread_pool {
+ public:
+  /// \param threads number of worker threads, at least 1.
+  explicit eigen_thread_pool(int threads) : m_pool(checked_threads(threads)), m_device(&m_pool, threads) {}
+  eigen_thread_pool(const eigen_thread_pool&) = delete;
+  eigen_thread_pool& operator=(const eigen_thread_pool&) = delete;
+  eigen_thread_pool(eigen_thread_pool&&) = delete;
+  eigen_thread_pool& operator=(eigen_thread_pool&&) = delete;
+  ~eigen_thread_pool() = default;
+
+  const Eigen::ThreadPoolDevice& device() const noexcept { return m_device; }
+  int num_threads() const noexcept { return m_device.numThreads(); }
+
+ private:
+  static int checked_threads(int threads) {
+    require(threads >= 1, "eigen_thread_pool", "threads", threads, "at least 1");
+    return threads;
+  }
+
+  Eigen::ThreadPool m_pool;
+  Eigen::ThreadPoolDevice m_device;
+};
+
+namespace detail {
+
+/// A noise source whose draws can be generated in pieces: next_draw() hands out a draw index, and
+/// fill_normal_range writes out[begin, end) of that draw as a pure function of the element index,
+/// so any split across threads gives the same bits (diffusion::philox_noise is one).
+template <class N, class Scalar>
+concept range_normal_source = requires(N& n, const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
+  { n.next_draw() } -> std::convertible_to<std::uint64_t>;
+  cn.fill_normal_range(out, i, k, i, i);
+};
+
+/// Where an Eigen assignment runs. Primary template left undefined: eigen_backend names the devices
+/// it supports in a static_assert.
+template <class Device>
+class eigen_executor;
+
+template <>
+class eigen_executor<Eigen::DefaultDevice> {
+ public:
+  template <class Dst, class Expr>
+  void assign(Dst& y, const Expr& e) const {
+    Eigen::DefaultDevice serial;
+    y.device(serial) = e;
+  }
+
+  /// Calls f(begin, end) over a partition of [0, n).
+  template <class F>
+  void for_ranges(std::size_t n, F& f) const {
+    f(std::size_t{0}, n);
+  }
+};
+
+template <>
+class eigen_executor<Eigen::ThreadPoolDevice> {
+ public:
+  eigen_executor(const Eigen::ThreadPoolDevice& device, std::size_t parallel_threshold)
+      : m_device(device), m_threshold(parallel_threshold) {}
+
+  const Eigen::ThreadPoolDevice& device() const noexcept { return m_device; }
+  std::size_t parallel_threshold() const noexcept { return m_threshold; }
+
+  template <class Dst, class Expr>
+  void assign(Dst& y, const Expr& e) const {
+    if (threaded(static_cast<std::size_t>(y.size()))) {
+      y.device(m_device) = e;
+    } else {
+      // Below the break-even size waking threads costs more than the pass itself
+      // (PERF-BASELINE.md: 32-64K elements on the reference machine).
+      Eigen::DefaultDevice serial;
+      y.device(serial) = e;
+    }
+  }
+
+  /// Calls f(begin, end) over a partition of [0, n): one range per device thread, each a multiple
+  /// of 16 elements long except the last (whole Philox counters of 4 words; whole 64-byte cache
+  /// lines of float in a line-aligned buffer, so threads do not share a line). The caller runs the
+  /// first range itself and waits for the others. Must not be called from a task running on the same pool.
+  template <class F>
+  void for_ranges(std::size_t n, F& f) const {
+    const std::size_t threads = static_cast<std::size_t>(m_device.numThreads() > 1 ? m_device.numThreads() : 1);
+    if (!threaded(n) || threads == 1 || n <= granule) {
+      f(std::size_t{0}, n);
+      return;
+    }
+    const std::size_t chunk = (n + threads - 1) / threads;
+    const std::size_t length = (chunk + granule - 1) / granule * granule;
+    const std::size_t ranges = (n + length - 1) / length;
+
+    // The workers share this frame; the barrier keeps it alive until the last one is done, even
+    // when a range throws (the first exception is rethrown on the calling thread).
+    struct shared_state {
+      F* f;
+      std::size_t n, length;
+      Eigen::Barrier done;
+      std::mutex mutex;
+      std::exception_ptr error;
+      void run(std::size_t r) noexcept {
+        try {
+          const std::size_t begin = r * length;
+          (*f)(begin, begin + length < n ? begin + length : n);
+        } catch (...) {
+          const std::lock_guard lock(mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+    } state{&f, n, length, Eigen::Barrier(static_cast<unsigned>(ranges - 1)), {}, {}};
+    for (std::size_t r = 1; r < ranges; ++r) {
+      shared_state* s = &state;
+      m_device.enqueueNoNotification([s, r] {
+        s->run(r);
+        s->done.Notify();
+      });
+    }
+    state.run(0);
+    state.done.Wait();
+    if (state.error) std::rethrow_exception(state.error);
+  }
+
+ private:
+  static constexpr std::size_t granule = 16;
+
+  bool threaded(std::size_t n) const noexcept { return n >= m_threshold; }
+
+  Eigen::ThreadPoolDevice m_device;
+  std::size_t m_threshold;
+};
+
+}  // namespace detail
+
+/// The Eigen backend over `Eigen::Tensor<Scalar, Rank, Eigen::RowMajor>`.
+///
+/// Every operation is a single Eigen assignment, so each is one fused pass over memory with no
+/// temporaries, and y may alias any input (all operations are elementwise). Sums are formed left to
+/// right, `x1*a1 + x2*a2 + ...`, exactly as the reference backend forms them, so the two agree.
+///
+/// \tparam Scalar  float or double.
+/// \tparam Rank    tensor rank, at least 1 (dimension 0 is the batch).
+/// \tparam Device  Eigen::DefaultDevice (default-constructible backend) or Eigen::ThreadPoolDevice
+///                 (constructed from a device or an eigen_thread_pool, plus a size threshold below
+///                 which it runs on one thread). Results are bit-identical whatever the device.
+template <class Scalar, int Rank, class Device = Eigen::DefaultDevice>
+class eigen_backend {
+  static_assert(std::is_floating_point_v<Scalar>, "diffusion::eigen_backend: Scalar must be float or double");
+  static_assert(Rank >= 1, "diffusion::eigen_backend: Rank must be at least 1 (dimension 0 is the batch)");
+  static_assert(std::is_same_v<Device, Eigen::DefaultDevice> || std::is_same_v<Device, Eigen::ThreadPoolDevice>,
+                "diffusion::eigen_backend: Device must be Eigen::DefaultDevice or Eigen::ThreadPoolDevice");
+
+  static constexpr bool is_threaded = std::is_same_v<Device, Eigen::ThreadPoolDevice>;
+
+ public:
+  using scalar_type = Scalar;
+  using tensor_type = Eigen::Tensor<Scalar, Rank, Eigen::RowMajor>;
+  using device_type = Device;
+
+  /// Elements below which a ThreadPoolDevice backend stays on the calling thread: the measured
+  /// break-even of Eigen's thread pool on a 2-core machine is 32-64K elements (PERF-BASELINE.md).
+  static constexpr std::size_t default_parallel_threshold = 65536;
+
+  eigen_backend()
+    requires(!is_threaded)
+  = default;
+
+  /// Runs on `device` (copied; it does not own its pool, which must outlive the backend) for
+  /// tensors of at least `parallel_threshold` elements, and on the calling thread below that.
+  /// A threshold of 0 always uses the pool.
+  explicit eigen_backend(const Eigen::ThreadPoolDevice& device,
+                         std::size_t parallel_threshold = default_parallel_threshold)
+    requires is_threaded
+      : m_exec(device, parallel_threshold) {}
+
+  /// Runs on `pool`, which must outlive the backend.
+  explicit eigen_backend(const eigen_thread_pool& pool, std::size_t parallel_threshold = default_parallel_threshold)
+    requires is_threaded
+      : m_exec(pool.device(), parallel_threshold) {}
+  /// A temporary pool would die before the backend uses it.
+  eigen_backend(const eigen_thread_pool&&, std::size_t = default_parallel_threshold)
+    requires is_threaded
+  = delete;
+
+  /// The thread-pool device (ThreadPoolDevice backends only).
+  const Eigen::ThreadPoolDevice& device() const noexcept
+    requires is_threaded
+  {
+    return m_exec.device();
+  }
+  /// Elements from which the pool is used (ThreadPoolDevice backends only).
+  std::size_t parallel_threshold() const noexcept
+    requires is_threaded
+  {
+    return m_exec.parallel_threshold();
+  }
+
+  /// y = a1*x1 + a2*x2 + ... (1 to 4 terms), elementwise, in one pass; y may alias any x_k.
+  /// All tensors must have y's shape.
+  template <class... Rest>
+  void lincomb(tensor_type& y, Scalar a1, const tensor_type& x1, const Rest&... rest) const {
+    static_assert(sizeof...(Rest) % 2 == 0 && sizeof...(Rest) <= 6,
+                  "diffusion::eigen_backend::lincomb takes 1 to 4 (coefficient, tensor) pairs");
+    check_terms(y, 1, a1, x1, rest...);
+    m_exec.assign(y, weighted_sum(x1 * a1, rest...));
+  }
+
+  /// y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...]: one coefficient pair per batch sample s, in one
+  /// pass (the [B] coefficients are broadcast over a [B, D] view of the tensors). y may alias x1, x2.
+  void lincomb_per_sample(tensor_type& y, std::span<const Scalar> a, const tensor_type& x1,
+                          std::span<const Scalar> b, const tensor_type& x2) const {
+    constexpr std::string_view where = "eigen_backend::lincomb_per_sample";
+    check_shape(where, "x1", y, x1);
+    check_shape(where, "x2", y, x2);
+    const Eigen::Index batch = y.dimension(0);
+    check_coefficients(where, "a.size()", a, batch);
+    check_coefficients(where, "b.size()", b, batch);
+    if (batch == 0) return;
+
+    using matrix = Eigen::TensorMap<Eigen::Tensor<Scalar, 2, Eigen::RowMajor>>;
+    using const_matrix = Eigen::TensorMap<const Eigen::Tensor<Scalar, 2, Eigen::RowMajor>>;
+    const Eigen::Index d = y.size() / batch;
+    const Eigen::array<Eigen::Index, 2> over_sample{1, d};
+    matrix y2(y.data(), batch, d);
+    const const_matrix x1_2(x1.data(), batch, d), x2_2(x2.data(), batch, d);
+    const const_matrix a2(a.data(), batch, 1), b2(b.data(), batch, 1);
+    m_exec.assign(y2, x1_2 * a2.broadcast(over_sample) + x2_2 * b2.broadcast(over_sample));
+  }
+
+  /// y = min(max(x, lo), hi), elementwise; NaN stays NaN. y may alias x.
+  void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
+    check_shape("eigen_backend::clamp", "x", y, x);
+    m_exec.assign(y, x.clip(lo, hi));
+  }
+
+  /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
+  /// (noise.next_draw() once). Each element is a pure function of its index, so the bits equal
+  /// noise.fill_normal(elements(z), batch_size(z)) whatever the device and thread count; on a thread
+  /// pool above the threshold the elements are split into one range per thread.
+  template <class Noise>
+    requires detail::range_normal_source<Noise, Scalar>
+  void fill_normal(tensor_type& z, Noise& noise) const {
+    const std::uint64_t draw = noise.next_draw();
+    const std::span<Scalar> out{z.data(), static_cast<std::size_t>(z.size())};
+    const std::size_t batch = static_cast<std::size_t>(z.dimension(0));
+    if (out.empty()) return;
+    const Noise& source = noise;
+    auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
+    m_exec.for_ranges(out.size(), fill);
+  }
+
+ private:
+  // Builds ((x1*a1 + x2*a2) + x3*a3) + x4*a4, the association the reference backend uses. The
+  // expression holds references to the tensors only; it is consumed within the calling statement.
+  template <class Acc>
+  static auto weighted_sum(const Acc& acc) {
+    return acc;
+  }
+  template <class Acc, class... Rest>
+  static auto weighted_sum(const Acc& acc, Scalar a, const tensor_type& x, const Rest&... rest) {
+    return weighted_sum(acc + x * a, rest...);
+  }
+
+  static void check_terms(const tensor_type&, int) {}
+  template <class... Rest>
+  static void check_terms(const tensor_type& y, int k, Scalar, const tensor_type& x, const Rest&... rest) {
+    if (!tensor_traits<tensor_type>::same_shape(y, x)) [[unlikely]]
+      check_shape("eigen_backend::lincomb", "x" + std::to_string(k), y, x);
+    check_terms(y, k + 1, rest...);
+  }
+
+  // Eigen checks shapes only with eigen_assert, i.e. not in release builds, where a mismatch would
+  // read or write out of bounds; a few integer compares per call cost nothing next to the pass.
+  static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
+                          const tensor_type& x) {
+    using traits = tensor_traits<tensor_type>;
+    if (!traits::same_shape(y, x))
+      throw_invalid(where, parameter, "a tensor of shape " + traits::shape_string(x),
+                    "shape " + traits::shape_string(y) + " (the shape of y)");
+  }
+
+  static void check_coefficients(std::string_view where, std::string_view parameter, std::span<const Scalar> c,
+                                 Eigen::Index batch) {
+    require(c.size() == static_cast<std::size_t>(batch), where, parameter, c.size(),
+            "the batch size, " + std::to_string(batch));
+  }
+
+  [[no_unique_address]] detail::eigen_executor<Device> m_exec;
+};
+
+}  // namespace diffusion

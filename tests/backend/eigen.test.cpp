@@ -1,0 +1,570 @@
+// SPDX-License-Identifier: MIT
+// The Eigen backend against the reference backend (the oracle), across devices and thread counts.
+//
+// Expected agreement: every operation forms the same products and sums in the same order as the
+// reference loops, so in a build without fused multiply-add contraction the results are
+// bit-identical; where the compiler may contract a*b + c into an FMA (e.g. -march=native on x86,
+// __FMA__ defined) the two differ by rounding only, and the bound is a few ULP. Between Eigen
+// devices and thread counts the results must be bit-identical in every build.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <diffusion/backend/eigen.hpp>
+#include <diffusion/backend/reference.hpp>
+#include <diffusion/core/noise.hpp>
+#include <diffusion/random/philox_noise.hpp>
+
+namespace dm = diffusion;
+
+using pool_device = Eigen::ThreadPoolDevice;
+
+// The concept, for both devices, both scalars, ranks 2 and 4 (and 1 and 3 for good measure).
+static_assert(dm::tensor_backend<dm::eigen_backend<float, 2>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<double, 2>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<float, 4>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<double, 4>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<float, 2, pool_device>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<double, 2, pool_device>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<float, 4, pool_device>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<double, 4, pool_device>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<float, 1>>);
+static_assert(dm::tensor_backend<dm::eigen_backend<double, 3, pool_device>>);
+
+// Row-major tensors only: in a column-major tensor the batch index would move fastest.
+static_assert(dm::tensor<Eigen::Tensor<float, 3, Eigen::RowMajor>>);
+static_assert(!dm::tensor<Eigen::Tensor<float, 3>>);
+static_assert(!dm::tensor<Eigen::Tensor<float, 0, Eigen::RowMajor>>);
+
+// Construction: Default is default-constructible; a pool backend needs a device or a live pool.
+static_assert(std::is_default_constructible_v<dm::eigen_backend<float, 2>>);
+static_assert(!std::is_default_constructible_v<dm::eigen_backend<float, 2, pool_device>>);
+static_assert(std::is_constructible_v<dm::eigen_backend<float, 2, pool_device>, const pool_device&>);
+static_assert(std::is_constructible_v<dm::eigen_backend<float, 2, pool_device>, const pool_device&, std::size_t>);
+static_assert(std::is_constructible_v<dm::eigen_backend<float, 2, pool_device>, dm::eigen_thread_pool&>);
+static_assert(!std::is_constructible_v<dm::eigen_backend<float, 2, pool_device>, dm::eigen_thread_pool&&>);
+static_assert(!std::is_constructible_v<dm::eigen_backend<float, 2>, const pool_device&>);
+static_assert(!std::is_copy_constructible_v<dm::eigen_thread_pool>);
+static_assert(!std::is_move_constructible_v<dm::eigen_thread_pool>);
+
+// The generic noise path picks the backend's own fill_normal for Philox noise.
+static_assert(requires(dm::eigen_backend<float, 2>& be, Eigen::Tensor<float, 2, Eigen::RowMajor>& z,
+                       dm::philox_noise& n) { be.fill_normal(z, n); });
+
+namespace {
+
+template <class S, int R>
+using eigen_tensor = Eigen::Tensor<S, R, Eigen::RowMajor>;
+
+dm::eigen_thread_pool& pool1() {
+  static dm::eigen_thread_pool pool{1};
+  return pool;
+}
+dm::eigen_thread_pool& pool2() {
+  static dm::eigen_thread_pool pool{2};
+  return pool;
+}
+
+/// Calls f(backend, name) for every device configuration under test: the default device, and
+/// pools of 1 and 2 threads, forced to use the pool (threshold 0) or with the default threshold.
+template <class S, int R, class F>
+void for_each_backend(F&& f) {
+  f(dm::eigen_backend<S, R>{}, "DefaultDevice");
+  f(dm::eigen_backend<S, R, pool_device>{pool1(), 0}, "pool(1), threshold 0");
+  f(dm::eigen_backend<S, R, pool_device>{pool2(), 0}, "pool(2), threshold 0");
+  f(dm::eigen_backend<S, R, pool_device>{pool2()}, "pool(2), default threshold");
+  f(dm::eigen_backend<S, R, pool_device>{pool2().device(), 1000}, "pool(2) device, threshold 1000");
+}
+
+/// Distance in units in the last place between two finite values of the same sign class, 0 for
+/// two NaNs.
+template <class S>
+std::uint64_t ulp_distance(S a, S b) {
+  if (std::isnan(a) && std::isnan(b)) return 0;
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<std::uint64_t>::max();
+  using I = std::conditional_t<sizeof(S) == 4, std::int32_t, std::int64_t>;
+  // Map the sign-magnitude bit patterns onto a monotone integer line.
+  auto ordered = [](S x) {
+    const I i = std::bit_cast<I>(x);
+    return i < 0 ? static_cast<std::int64_t>(std::numeric_limits<I>::min()) - static_cast<std::int64_t>(i)
+                 : static_cast<std::int64_t>(i);
+  };
+  const std::int64_t d = ordered(a) - ordered(b);
+  return static_cast<std::uint64_t>(d < 0 ? -d : d);
+}
+
+struct comparison {
+  std::uint64_t max_ulp = 0;
+  std::size_t differing = 0;
+};
+
+template <class S>
+comparison compare(std::span<const S> got, std::span<const S> want) {
+  REQUIRE(got.size() == want.size());
+  comparison c;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const std::uint64_t d = ulp_distance(got[i], want[i]);
+    c.max_ulp = std::max(c.max_ulp, d);
+    c.differing += d != 0;
+  }
+  return c;
+}
+
+/// Whether this build may contract a*b + c into a fused multiply-add, which rounds once instead of
+/// twice (GCC contracts by default where the target has FMA).
+constexpr bool may_contract_fma =
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    true;
+#else
+    false;
+#endif
+
+/// Eigen result against the reference result: bit-identical unless FMA contraction is possible;
+/// in any case |got - want| <= 4 eps * scale elementwise, where scale = sum_k |a_k x_k| is the
+/// magnitude of the terms (the rounding of a sum of up to 4 terms is bounded by that, while a
+/// bound in ULP of the result would not hold where the terms cancel).
+template <class S>
+void require_matches_reference(std::span<const S> got, std::span<const S> want, std::span<const S> scale) {
+  REQUIRE(got.size() == want.size());
+  REQUIRE(scale.size() == want.size());
+  const comparison c = compare(got, want);
+  double worst = 0;  // largest |got - want| / (eps * scale)
+  bool within = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    const double err = std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+    const double bound = 4.0 * std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i]);
+    within = within && err <= bound;
+    if (err > 0) worst = std::max(worst, err / (std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i])));
+  }
+  INFO("elements differing " << c.differing << " of " << got.size() << ", max ULP distance " << c.max_ulp
+                             << ", max error / (eps * sum|a x|) " << worst);
+  REQUIRE(within);
+  if constexpr (!may_contract_fma) REQUIRE(c.differing == 0);
+}
+
+template <class S>
+void require_identical(std::span<const S> got, std::span<const S> want) {
+  const comparison c = compare(got, want);
+  INFO("max ULP distance " << c.max_ulp << ", elements differing " << c.differing << " of " << got.size());
+  REQUIRE(c.differing == 0);
+}
+
+/// Uniform values in [-4, 4), reproducible across standard libraries (no std:: distribution).
+template <class S, int R>
+eigen_tensor<S, R> random_tensor(const std::array<Eigen::Index, R>& dims, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  eigen_tensor<S, R> t(dims);
+  for (Eigen::Index i = 0; i < t.size(); ++i) t.data()[i] = static_cast<S>((gen() >> 8) * 0x1p-24 * 8.0 - 4.0);
+  return t;
+}
+
+template <class S, int R>
+dm::reference_tensor<S> to_reference(const eigen_tensor<S, R>& t) {
+  std::vector<std::size_t> shape;
+  for (int i = 0; i < R; ++i) shape.push_back(static_cast<std::size_t>(t.dimension(i)));
+  return dm::reference_tensor<S>(shape, std::vector<S>(t.data(), t.data() + t.size()));
+}
+
+template <class S, int R>
+std::span<const S> view(const eigen_tensor<S, R>& t) {
+  return dm::elements(t);
+}
+template <class S>
+std::span<const S> view(const dm::reference_tensor<S>& t) {
+  return t.data;
+}
+
+// Shapes whose element counts are not multiples of 4 (packet size), 16 or the thread count, plus
+// some that are, small ones and ones above the default threshold (65536) so that the default
+// threshold configuration uses the pool too.
+std::vector<std::array<Eigen::Index, 2>> shapes2() {
+  return {{1, 1}, {3, 7}, {5, 13}, {4, 16}, {2, 4096}, {7, 1001}, {3, 30011}, {9, 8192}};
+}
+std::vector<std::array<Eigen::Index, 4>> shapes4() {
+  return {{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 3, 33, 35}, {2, 3, 64, 64}, {3, 3, 101, 103}};
+}
+
+template <class S, int R>
+void check_operations_match_reference(const std::array<Eigen::Index, R>& dims) {
+  const auto x1 = random_tensor<S, R>(dims, 1);
+  const auto x2 = random_tensor<S, R>(dims, 2);
+  const auto x3 = random_tensor<S, R>(dims, 3);
+  const auto x4 = random_tensor<S, R>(dims, 4);
+  const auto r1 = to_reference(x1), r2 = to_reference(x2), r3 = to_reference(x3), r4 = to_reference(x4);
+  const S a1 = S(0.9995), a2 = S(-0.0316), a3 = S(1.7), a4 = S(-0.3333);
+  const std::size_t batch = static_cast<std::size_t>(dims[0]);
+  std::vector<S> pa(batch), pb(batch);
+  for (std::size_t s = 0; s < batch; ++s) {
+    pa[s] = S(1) / std::sqrt(S(s + 2));
+    pb[s] = -S(s) / S(7) + S(0.1);
+  }
+
+  // |x| and |a|, to form the magnitude of the terms, sum_k |a_k x_k|, that bounds the rounding.
+  auto absolute = [](dm::reference_tensor<S> r) {
+    for (auto& v : r.data) v = std::abs(v);
+    return r;
+  };
+  const auto q1 = absolute(r1), q2 = absolute(r2), q3 = absolute(r3), q4 = absolute(r4);
+  std::vector<S> qa(batch), qb(batch);
+  for (std::size_t s = 0; s < batch; ++s) {
+    qa[s] = std::abs(pa[s]);
+    qb[s] = std::abs(pb[s]);
+  }
+
+  const dm::reference_backend<S> ref;
+  auto scale1 = dm::make_like(r1), scale2 = scale1, scale3 = scale1, scale4 = scale1, scale_ps = scale1;
+  ref.lincomb(scale1, std::abs(a1), q1);
+  ref.lincomb(scale2, std::abs(a1), q1, std::abs(a2), q2);
+  ref.lincomb(scale3, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3);
+  ref.lincomb(scale4, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3, std::abs(a4), q4);
+  ref.lincomb_per_sample(scale_ps, qa, q1, qb, q2);
+  const dm::reference_tensor<S> scale_c(r1.shape);  // clamp does no arithmetic: exact
+
+  auto want1 = dm::make_like(r1), want2 = want1, want3 = want1, want4 = want1, want_ps = want1, want_c = want1;
+  ref.lincomb(want1, a1, r1);
+  ref.lincomb(want2, a1, r1, a2, r2);
+  ref.lincomb(want3, a1, r1, a2, r2, a3, r3);
+  ref.lincomb(want4, a1, r1, a2, r2, a3, r3, a4, r4);
+  ref.lincomb_per_sample(want_ps, pa, r1, pb, r2);
+  ref.clamp(want_c, r1, S(-1.5), S(2.25));
+
+  // The default device's results, which every other configuration must reproduce bit for bit.
+  eigen_tensor<S, R> base1, base2, base3, base4, base_ps, base_c;
+
+  const std::string shape = dm::tensor_traits<eigen_tensor<S, R>>::shape_string(x1);
+  for_each_backend<S, R>([&](const auto& be, const char* name) {
+    INFO("backend " << name << ", shape " << shape);
+    auto y = dm::make_like(x1);
+    int op = 0;
+    auto check = [&](const eigen_tensor<S, R>& got, const dm::reference_tensor<S>& want,
+                     const dm::reference_tensor<S>& scale, eigen_tensor<S, R>& base) {
+      INFO("operation " << ++op);
+      require_matches_reference<S>(view(got), view(want), view(scale));
+      if (base.size() == 0)
+        base = got;
+      else
+        require_identical<S>(view(got), view(base));
+    };
+    be.lincomb(y, a1, x1);
+    check(y, want1, scale1, base1);
+    be.lincomb(y, a1, x1, a2, x2);
+    check(y, want2, scale2, base2);
+    be.lincomb(y, a1, x1, a2, x2, a3, x3);
+    check(y, want3, scale3, base3);
+    be.lincomb(y, a1, x1, a2, x2, a3, x3, a4, x4);
+    check(y, want4, scale4, base4);
+    be.lincomb_per_sample(y, pa, x1, pb, x2);
+    check(y, want_ps, scale_ps, base_ps);
+    be.clamp(y, x1, S(-1.5), S(2.25));
+    check(y, want_c, scale_c, base_c);
+
+    // The output may be any input.
+    auto z = x1;
+    be.lincomb(z, a1, z, a2, x2, a3, x3, a4, x4);
+    check(z, want4, scale4, base4);
+    z = x2;
+    be.lincomb(z, a1, x1, a2, z, a3, x3, a4, x4);
+    check(z, want4, scale4, base4);
+    z = x3;
+    be.lincomb(z, a1, x1, a2, x2, a3, z);
+    check(z, want3, scale3, base3);
+    z = x4;
+    be.lincomb(z, a1, x1, a2, x2, a3, x3, a4, z);
+    check(z, want4, scale4, base4);
+    z = x2;
+    be.lincomb(z, a1, x1);
+    check(z, want1, scale1, base1);
+    z = x1;
+    be.lincomb(z, a1, z);
+    check(z, want1, scale1, base1);
+    z = x1;
+    be.lincomb_per_sample(z, pa, z, pb, x2);
+    check(z, want_ps, scale_ps, base_ps);
+    z = x2;
+    be.lincomb_per_sample(z, pa, x1, pb, z);
+    check(z, want_ps, scale_ps, base_ps);
+    z = x1;
+    be.clamp(z, z, S(-1.5), S(2.25));
+    check(z, want_c, scale_c, base_c);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("eigen tensor_traits: row-major, dimension 0 is the batch", "[backend][eigen]") {
+  using T = eigen_tensor<double, 3>;
+  T x(2, 3, 4);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<double>(i);
+  CHECK(dm::size(x) == 24);
+  CHECK(dm::batch_size(x) == 2);
+  CHECK(dm::sample_size(x) == 12);
+  CHECK(dm::tensor_traits<T>::shape_string(x) == "[2, 3, 4]");
+  // Sample 1 is elements [12, 24): x(1, i, j) is element 12 + 4 i + j.
+  CHECK(x(1, 2, 3) == 23.0);
+  CHECK(x(1, 0, 1) == 13.0);
+
+  const auto e = dm::elements(x);
+  CHECK(e.data() == x.data());
+  CHECK(e.size() == 24);
+  const T& cx = x;
+  const auto ce = dm::elements(cx);
+  static_assert(std::is_same_v<decltype(ce), const std::span<const double>>);
+  CHECK(ce[5] == 5.0);
+
+  const T y = dm::make_like(x);
+  CHECK(y.dimension(0) == 2);
+  CHECK(y.dimension(1) == 3);
+  CHECK(y.dimension(2) == 4);
+  CHECK(dm::same_shape(x, y));
+  CHECK_FALSE(dm::same_shape(x, T(2, 4, 3)));
+  CHECK_FALSE(dm::same_shape(x, T(3, 3, 4)));
+
+  const T empty(0, 5, 1);
+  CHECK(dm::batch_size(empty) == 0);
+  CHECK(dm::size(empty) == 0);
+  CHECK(dm::sample_size(empty) == 0);
+}
+
+TEMPLATE_TEST_CASE("eigen_backend equals the reference backend, rank 2", "[backend][eigen]", float, double) {
+  for (const auto& dims : shapes2()) check_operations_match_reference<TestType, 2>(dims);
+}
+
+TEMPLATE_TEST_CASE("eigen_backend equals the reference backend, rank 4", "[backend][eigen]", float, double) {
+  for (const auto& dims : shapes4()) check_operations_match_reference<TestType, 4>(dims);
+}
+
+TEST_CASE("eigen_backend: lincomb sums left to right, as the reference does", "[backend][eigen]") {
+  // (big + (-big)) + 1 = 1 but (big + 1) + (-big) = 0 in float: the association is observable.
+  const float big = 0x1p25f;
+  eigen_tensor<float, 2> ones(3, 5);
+  ones.setConstant(1.0f);
+  for_each_backend<float, 2>([&](const auto& be, const char* name) {
+    INFO(name);
+    auto y = dm::make_like(ones);
+    be.lincomb(y, big, ones, -big, ones, 1.0f, ones);
+    CHECK(y(2, 4) == 1.0f);
+    be.lincomb(y, big, ones, 1.0f, ones, -big, ones);
+    CHECK(y(2, 4) == 0.0f);
+    be.lincomb(y, big, ones, 1.0f, ones, -big, ones, 1.0f, ones);
+    CHECK(y(0, 0) == 1.0f);
+  });
+}
+
+TEST_CASE("eigen_backend: coefficients given in double are converted to the scalar type", "[backend][eigen]") {
+  const dm::eigen_backend<float, 2> be;
+  eigen_tensor<float, 2> x(2, 3), y(2, 3);
+  x.setConstant(2.0f);
+  be.lincomb(y, 0.5, x, 0.25, x);
+  CHECK(y(1, 2) == 1.5f);
+}
+
+TEST_CASE("eigen_backend: clamp keeps NaN and maps infinities to the bounds", "[backend][eigen]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  // 19 elements: the packet path and the scalar tail both see a NaN.
+  eigen_tensor<float, 2> x(1, 19);
+  x.setConstant(0.5f);
+  x(0, 1) = nan;
+  x(0, 18) = nan;
+  x(0, 2) = inf;
+  x(0, 3) = -inf;
+  x(0, 17) = 7.0f;
+  for_each_backend<float, 2>([&](const auto& be, const char* name) {
+    INFO(name);
+    auto y = dm::make_like(x);
+    be.clamp(y, x, -1.0f, 1.0f);
+    CHECK(std::isnan(y(0, 1)));
+    CHECK(std::isnan(y(0, 18)));
+    CHECK(y(0, 2) == 1.0f);
+    CHECK(y(0, 3) == -1.0f);
+    CHECK(y(0, 17) == 1.0f);
+    CHECK(y(0, 0) == 0.5f);
+  });
+}
+
+TEST_CASE("eigen_backend: shape mismatches throw instead of writing out of bounds", "[backend][eigen]") {
+  const dm::eigen_backend<float, 2> be;
+  eigen_tensor<float, 2> y(2, 3), x(2, 3), bad(3, 2);
+  y.setZero();
+  x.setZero();
+  bad.setZero();
+  const std::vector<float> two{1, 2}, three{1, 2, 3};
+
+  CHECK_THROWS_AS(be.lincomb(y, 1.0f, bad), std::invalid_argument);
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0f, x, 1.0f, x, 1.0f, bad),
+                    Catch::Matchers::Contains("lincomb") && Catch::Matchers::Contains("x3") &&
+                        Catch::Matchers::Contains("[3, 2]") && Catch::Matchers::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(be.lincomb(bad, 1.0f, x, 1.0f, x), Catch::Matchers::Contains("x1"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, two, bad), Catch::Matchers::Contains("x2"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, three, x, two, x),
+                    Catch::Matchers::Contains("a.size() = 3") && Catch::Matchers::Contains("batch size, 2"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, three, x), Catch::Matchers::Contains("b.size() = 3"));
+  CHECK_THROWS_WITH(be.clamp(y, bad, 0.0f, 1.0f), Catch::Matchers::Contains("clamp"));
+  CHECK_NOTHROW(be.lincomb_per_sample(y, two, x, two, x));
+
+  const dm::eigen_backend<float, 2, pool_device> pb{pool2(), 0};
+  CHECK_THROWS_AS(pb.lincomb(y, 1.0f, x, 1.0f, bad), std::invalid_argument);
+}
+
+TEST_CASE("eigen_backend: empty tensors", "[backend][eigen]") {
+  for_each_backend<double, 2>([&](const auto& be, const char* name) {
+    INFO(name);
+    eigen_tensor<double, 2> y(0, 3), x(0, 3);
+    be.lincomb(y, 1.0, x, 2.0, x);
+    be.lincomb_per_sample(y, {}, x, {}, x);
+    be.clamp(y, x, 0.0, 1.0);
+    dm::philox_noise noise(7);
+    be.fill_normal(y, noise);
+    CHECK(noise.draw_index() == 1);
+  });
+}
+
+TEST_CASE("eigen_thread_pool and the backend's accessors", "[backend][eigen]") {
+  CHECK_THROWS_WITH(dm::eigen_thread_pool(0), Catch::Matchers::Contains("threads = 0"));
+  CHECK(pool2().num_threads() == 2);
+  const dm::eigen_backend<float, 4, pool_device> be{pool2()};
+  CHECK(be.parallel_threshold() == dm::eigen_backend<float, 4, pool_device>::default_parallel_threshold);
+  CHECK(be.device().numThreads() == 2);
+  const dm::eigen_backend<float, 4, pool_device> forced{pool1().device(), 0};
+  CHECK(forced.parallel_threshold() == 0);
+  CHECK(forced.device().numThreads() == 1);
+}
+
+namespace {
+
+/// A range source whose values are a simple function of the index, recording the ranges it was
+/// asked for and the threads that asked: it shows how fill_normal splits the work.
+struct recording_source {
+  mutable std::mutex mutex;
+  mutable std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  mutable std::set<std::thread::id> threads;
+  std::uint64_t draw = 0;
+  std::size_t throw_from = std::numeric_limits<std::size_t>::max();
+
+  std::uint64_t next_draw() { return draw++; }
+  template <class S>
+  void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t k, std::size_t begin,
+                         std::size_t end) const {
+    {
+      const std::lock_guard lock(mutex);
+      ranges.emplace_back(begin, end);
+      threads.insert(std::this_thread::get_id());
+    }
+    if (begin >= throw_from) throw std::runtime_error("range source failed");
+    for (std::size_t j = begin; j < end; ++j) out[j] = static_cast<S>(j % 1000) + static_cast<S>(k + batch);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("eigen_backend::fill_normal splits the elements into one range per pool thread", "[backend][eigen]") {
+  const std::size_t n = GENERATE(as<std::size_t>{}, 17, 1001, 4099, 100003);
+  eigen_tensor<float, 2> z(1, static_cast<Eigen::Index>(n));
+
+  SECTION("default device: one range on the calling thread") {
+    recording_source src;
+    dm::eigen_backend<float, 2>{}.fill_normal(z, src);
+    CHECK(src.draw == 1);
+    REQUIRE(src.ranges.size() == 1);
+    CHECK(src.ranges[0] == std::pair<std::size_t, std::size_t>{0, n});
+    CHECK(src.threads == std::set<std::thread::id>{std::this_thread::get_id()});
+  }
+  SECTION("pool(2), threshold 0: two ranges of whole 16-element granules, two threads") {
+    recording_source src;
+    dm::eigen_backend<float, 2, pool_device>{pool2(), 0}.fill_normal(z, src);
+    CHECK(src.draw == 1);
+    std::sort(src.ranges.begin(), src.ranges.end());
+    REQUIRE(src.ranges.size() == 2);
+    CHECK(src.ranges[0].first == 0);
+    CHECK(src.ranges[0].second % 16 == 0);
+    CHECK(src.ranges[1].first == src.ranges[0].second);
+    CHECK(src.ranges[1].second == n);
+    CHECK(src.threads.size() == 2);
+    CHECK(src.threads.count(std::this_thread::get_id()) == 1);
+    for (std::size_t j = 0; j < n; j += 97) CHECK(z.data()[j] == static_cast<float>(j % 1000) + 1.0f);
+  }
+  SECTION("pool(2), default threshold: threads only from 65536 elements") {
+    recording_source src;
+    dm::eigen_backend<float, 2, pool_device>{pool2()}.fill_normal(z, src);
+    CHECK(src.ranges.size() == (n >= 65536 ? 2u : 1u));
+  }
+  SECTION("pool(1): one range") {
+    recording_source src;
+    dm::eigen_backend<float, 2, pool_device>{pool1(), 0}.fill_normal(z, src);
+    CHECK(src.ranges.size() == 1);
+  }
+}
+
+TEST_CASE("eigen_backend::fill_normal rethrows a failure of a worker's range", "[backend][eigen]") {
+  eigen_tensor<float, 2> z(4, 1000);
+  recording_source src;
+  src.throw_from = 1;  // the calling thread's range starts at 0 and succeeds; the worker's throws
+  const dm::eigen_backend<float, 2, pool_device> be{pool2(), 0};
+  CHECK_THROWS_WITH(be.fill_normal(z, src), "range source failed");
+  CHECK(src.ranges.size() == 2);
+  src.throw_from = 0;  // both fail: one exception comes back, after both ranges are done
+  CHECK_THROWS_WITH(be.fill_normal(z, src), "range source failed");
+  CHECK(src.ranges.size() == 4);
+  // The pool still works afterwards.
+  src.throw_from = std::numeric_limits<std::size_t>::max();
+  CHECK_NOTHROW(be.fill_normal(z, src));
+}
+
+namespace {
+
+template <class S, int R>
+void check_fill_normal_matches_philox(const std::array<Eigen::Index, R>& dims, bool per_sample_streams) {
+  const std::uint64_t seed = 0x5EEDF00Dull;
+  const std::uint32_t stream = 3;
+
+  // The reference path: the source fills a plain buffer. Three draws, so the draw index matters.
+  const eigen_tensor<S, R> shape_only(dims);
+  const std::size_t n = static_cast<std::size_t>(shape_only.size());
+  const std::size_t batch = static_cast<std::size_t>(dims[0]);
+  std::vector<std::vector<S>> want(3, std::vector<S>(n));
+  {
+    dm::philox_noise noise(seed, stream, per_sample_streams);
+    for (auto& w : want) noise.fill_normal(std::span<S>(w), batch);
+  }
+
+  const std::string shape = dm::tensor_traits<eigen_tensor<S, R>>::shape_string(shape_only);
+  for_each_backend<S, R>([&](const auto& be, const char* name) {
+    INFO("backend " << name << ", shape " << shape << ", per-sample streams " << per_sample_streams);
+    dm::philox_noise noise(seed, stream, per_sample_streams);
+    eigen_tensor<S, R> z(dims);
+    for (std::size_t k = 0; k < 3; ++k) {
+      if (k == 1)
+        dm::draw_normal(be, noise, z);  // the generic path must pick the backend's fill_normal
+      else
+        be.fill_normal(z, noise);
+      CHECK(noise.draw_index() == k + 1);  // exactly one draw per fill
+      require_identical<S>(view(z), std::span<const S>(want[k]));
+    }
+  });
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("eigen_backend::fill_normal is bit-identical to philox_noise::fill_normal", "[backend][eigen][rng]",
+                   float, double) {
+  using S = TestType;
+  const bool per_sample = GENERATE(false, true);
+  for (const auto& dims : shapes2()) check_fill_normal_matches_philox<S, 2>(dims, per_sample);
+  for (const auto& dims : shapes4()) check_fill_normal_matches_philox<S, 4>(dims, per_sample);
+}
