@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+// The DDPM loss at the exact model: analytic minimum, perturbations, target identities, min-SNR
+// and the distribution of the drawn timesteps. Statistical checks use fixed seeds and tolerances
+// of 5 standard errors of the sample at hand.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <diffusion/backend/reference.hpp>
+#include <diffusion/loss/ddpm_loss.hpp>
+#include <diffusion/model/gaussian_mixture.hpp>
+#include <diffusion/process/vp_discrete.hpp>
+#include <diffusion/random/philox_noise.hpp>
+
+namespace {
+
+namespace dm = diffusion;
+using tensor = dm::reference_tensor<double>;
+using backend = dm::reference_backend<double>;
+using Catch::Matchers::WithinAbs;
+using Catch::Matchers::WithinRel;
+
+// Single-Gaussian data N(mu, s^2 I) in D = 3 dimensions.
+constexpr double data_std = 0.7;
+const std::vector<double> data_mean{0.5, -1.0, 2.0};
+constexpr std::size_t dim = 3;
+
+dm::gaussian_mixture single_gaussian() {
+  return dm::gaussian_mixture({1.0}, {data_mean}, std::vector<double>{data_std});
+}
+
+// Mean and standard error of a sample.
+struct mean_se {
+  double mean = 0.0, se = 0.0;
+  explicit mean_se(const std::vector<double>& v) {
+    const double n = static_cast<double>(v.size());
+    for (double x : v) mean += x;
+    mean /= n;
+    double ss = 0.0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    se = std::sqrt(ss / (n - 1.0) / n);
+  }
+};
+
+// The exact predictor of N(mu, s^2 I) data, per sample. It mirrors gaussian_mixture_model
+// (model/gaussian_mixture.hpp) through gaussian_mixture::posterior_mean.
+// TODO(loss): use gaussian_mixture_model once its `if constexpr (Param::kind == parameterization::...)`
+// compiles (the member alias `parameterization` hides the enum inside that class).
+template <class Param>
+class exact_predictor {
+ public:
+  using parameterization = Param;
+  exact_predictor(dm::gaussian_mixture data, dm::vp_discrete process)
+      : m_data(std::move(data)), m_process(std::move(process)), m_r(m_data.components()), m_x0(m_data.dim()) {}
+  const dm::gaussian_mixture& mixture() const { return m_data; }
+
+  void operator()(const tensor& x, double t, tensor& out) {
+    const double a = m_process.alpha(t), s = m_process.sigma(t);
+    const std::size_t d = m_data.dim();
+    for (std::size_t b = 0; b < dm::batch_size(x); ++b) {
+      const std::span<const double> xb(x.data.data() + b * d, d);
+      m_data.posterior_mean(xb, a, s, m_r, m_x0);
+      for (std::size_t j = 0; j < d; ++j) {
+        const double eps = (xb[j] - a * m_x0[j]) / s;
+        double& o = out.data[b * d + j];
+        if constexpr (Param::kind == dm::parameterization::eps) o = eps;
+        if constexpr (Param::kind == dm::parameterization::x0) o = m_x0[j];
+        if constexpr (Param::kind == dm::parameterization::v) o = a * eps - s * m_x0[j];  // Salimans & Ho 2022
+      }
+    }
+  }
+
+ private:
+  dm::gaussian_mixture m_data;
+  dm::vp_discrete m_process;
+  std::vector<double> m_r, m_x0;
+};
+
+// Runs `model` on every sample of the batch at its own t (our predictor takes one t per call, the
+// loss draws one t per sample), one sample at a time.
+template <class Model>
+void predict_per_sample(Model& model, const dm::loss_batch<tensor>& batch, tensor& out) {
+  const std::size_t d = dm::sample_size(batch.x_t);
+  tensor x1({1, d}), o1({1, d});
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    std::copy_n(batch.x_t.data.begin() + static_cast<std::ptrdiff_t>(b * d), d, x1.data.begin());
+    model(x1, batch.t[b], o1);
+    std::copy_n(o1.data.begin(), d, out.data.begin() + static_cast<std::ptrdiff_t>(b * d));
+  }
+}
+
+// Per-element residual variance of the exact eps predictor at (alpha, sigma) for N(mu, s^2 I) data.
+//
+// Derivation: x_t = a x0 + sigma eps with x0 ~ N(mu, s^2) and eps ~ N(0, 1) independent, so per
+// element (eps, x_t) is jointly Gaussian with Var(x_t) = v = a^2 s^2 + sigma^2 and
+// Cov(eps, x_t) = sigma. The exact predictor is the posterior mean E[eps | x_t] = sigma (x_t - a mu)/v,
+// and its expected squared error is the posterior variance
+//     E[(E[eps | x_t] - eps)^2] = Var(eps | x_t) = 1 - sigma^2 / v = a^2 s^2 / (a^2 s^2 + sigma^2).
+// With t ~ U{0..T-1} and the per-sample mean over elements, the expected L_simple is the mean over
+// t of this value (times lambda(t) when weighted).
+double eps_residual(double a, double sigma) {
+  const double as2 = a * a * data_std * data_std;
+  return as2 / (as2 + sigma * sigma);
+}
+
+// Draws `batches` batches of `batch_size`, evaluates the exact `Param` model and collects every
+// sample's loss.
+template <class Loss, class Model>
+std::vector<double> sample_losses(const Loss& loss, Model& model, std::size_t batches, std::size_t batch_size,
+                                  std::uint64_t seed) {
+  backend be;
+  dm::philox_noise data_noise(seed, 0), loss_noise(seed, 1);
+  tensor x0({batch_size, dim}), out({batch_size, dim}), grad({batch_size, dim});
+  dm::loss_batch batch(x0);
+  std::vector<double> all;
+  for (std::size_t k = 0; k < batches; ++k) {
+    model.mixture().sample(data_noise, x0);
+    loss.draw(be, x0, loss_noise, batch);
+    predict_per_sample(model, batch, out);
+    const double value = loss.evaluate(be, batch, out, grad);
+    double mean = 0.0;
+    for (double l : batch.sample_loss) mean += l;
+    REQUIRE_THAT(value, WithinRel(mean / static_cast<double>(batch_size), 1e-12));
+    all.insert(all.end(), batch.sample_loss.begin(), batch.sample_loss.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss][ddpm]") {
+  const auto process = dm::vp_discrete::linear();
+  const std::size_t T = process.num_timesteps();
+  exact_predictor<dm::eps_param> model(single_gaussian(), process);
+
+  SECTION("weight 1 (L_simple), mean over elements") {
+    const dm::ddpm_eps_loss loss{process};
+    double expected = 0.0;
+    for (std::size_t t = 0; t < T; ++t) {
+      const double td = static_cast<double>(t);
+      expected += eps_residual(process.alpha(td), process.sigma(td));
+    }
+    expected /= static_cast<double>(T);
+    const mean_se m(sample_losses(loss, model, 20, 2000, 11));
+    CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
+    CHECK(m.se < 0.01 * expected);  // the check has teeth
+  }
+
+  SECTION("sum over elements is D times the mean") {
+    const dm::ddpm_eps_loss loss{process, dm::unit_weight{}, {.reduction = dm::loss_reduction::sum}};
+    double expected = 0.0;
+    for (std::size_t t = 0; t < T; ++t) {
+      const double td = static_cast<double>(t);
+      expected += static_cast<double>(dim) * eps_residual(process.alpha(td), process.sigma(td));
+    }
+    expected /= static_cast<double>(T);
+    const mean_se m(sample_losses(loss, model, 20, 2000, 12));
+    CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
+  }
+
+  SECTION("min-SNR-5 weighting gives the weighted mean") {
+    const dm::ddpm_eps_loss loss{process, dm::min_snr_weight{5.0}};
+    double expected = 0.0;
+    for (std::size_t t = 0; t < T; ++t) {
+      const double td = static_cast<double>(t);
+      const double snr = process.alpha_bar(td) / (1.0 - process.alpha_bar(td));
+      expected += std::min(snr, 5.0) / snr * eps_residual(process.alpha(td), process.sigma(td));
+    }
+    expected /= static_cast<double>(T);
+    const mean_se m(sample_losses(loss, model, 20, 2000, 13));
+    CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
+    CHECK(m.se < 0.01 * expected);
+  }
+}
+
+TEST_CASE("ddpm_eps_loss: perturbing the exact model raises the loss", "[loss][ddpm]") {
+  const auto process = dm::vp_discrete::linear();
+  exact_predictor<dm::eps_param> model(single_gaussian(), process);
+  const dm::ddpm_eps_loss loss{process};
+  backend be;
+  dm::philox_noise data_noise(21, 0), loss_noise(21, 1);
+  const std::size_t B = 2000;
+  tensor x0({B, dim}), out({B, dim}), moved({B, dim});
+  dm::loss_batch batch(x0);
+  std::vector<double> offset_diff, scale_diff;  // paired differences, same draws
+  const double delta = 0.25, c = 0.1;
+  for (int k = 0; k < 20; ++k) {
+    model.mixture().sample(data_noise, x0);
+    loss.draw(be, x0, loss_noise, batch);
+    predict_per_sample(model, batch, out);
+    (void)loss.evaluate(be, batch, out);
+    const std::vector<double> exact = batch.sample_loss;
+
+    // A constant offset: E[(e + delta)^2] - E[e^2] = delta^2, since the exact residual has mean 0.
+    for (std::size_t i = 0; i < out.data.size(); ++i) moved.data[i] = out.data[i] + delta;
+    (void)loss.evaluate(be, batch, moved);
+    for (std::size_t b = 0; b < B; ++b) offset_diff.push_back(batch.sample_loss[b] - exact[b]);
+
+    // Scaling by (1 + c): the increase is c^2 |eps_hat|^2 / D + 2 c eps_hat . (eps_hat - eps) / D,
+    // and the second term has mean 0 (the exact residual is orthogonal to any function of x_t).
+    for (std::size_t i = 0; i < out.data.size(); ++i) moved.data[i] = (1.0 + c) * out.data[i];
+    (void)loss.evaluate(be, batch, moved);
+    for (std::size_t b = 0; b < B; ++b) {
+      double norm2 = 0.0;
+      for (std::size_t j = 0; j < dim; ++j) norm2 += out.data[b * dim + j] * out.data[b * dim + j];
+      scale_diff.push_back(batch.sample_loss[b] - exact[b] - c * c * norm2 / static_cast<double>(dim));
+    }
+  }
+  const mean_se off(offset_diff);
+  CHECK(off.mean > 0.0);
+  CHECK_THAT(off.mean, WithinAbs(delta * delta, 5.0 * off.se));
+  CHECK(off.se < 0.05 * delta * delta);
+  const mean_se sc(scale_diff);
+  CHECK_THAT(sc.mean, WithinAbs(0.0, 5.0 * sc.se));
+}
+
+TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps loss", "[loss][ddpm]") {
+  const auto process = dm::vp_discrete::linear();
+  const dm::gaussian_mixture data = single_gaussian();
+  exact_predictor<dm::eps_param> eps_model(data, process);
+  exact_predictor<dm::x0_param> x0_model(data, process);
+  exact_predictor<dm::v_param> v_model(data, process);
+  backend be;
+  const std::size_t B = 2000;
+  tensor x0({B, dim}), out({B, dim});
+
+  SECTION("per sample: x0 error = (sigma/alpha) eps error, v error = eps error / alpha (VP)") {
+    const dm::ddpm_eps_loss eps_loss{process};
+    const dm::ddpm_loss x0_loss{process, dm::x0_param{}};
+    const dm::ddpm_loss v_loss{process, dm::v_param{}};
+    dm::philox_noise data_noise(31, 0);
+    data.sample(data_noise, x0);
+    // Same seed for the three losses: the same t and eps.
+    dm::philox_noise n_eps(32, 0), n_x0(32, 0), n_v(32, 0);
+    dm::loss_batch b_eps(x0), b_x0(x0), b_v(x0);
+    eps_loss.draw(be, x0, n_eps, b_eps);
+    x0_loss.draw(be, x0, n_x0, b_x0);
+    v_loss.draw(be, x0, n_v, b_v);
+    REQUIRE(b_eps.t == b_x0.t);
+    REQUIRE(b_eps.t == b_v.t);
+    predict_per_sample(eps_model, b_eps, out);
+    (void)eps_loss.evaluate(be, b_eps, out);
+    predict_per_sample(x0_model, b_x0, out);
+    (void)x0_loss.evaluate(be, b_x0, out);
+    predict_per_sample(v_model, b_v, out);
+    (void)v_loss.evaluate(be, b_v, out);
+    for (std::size_t b = 0; b < B; ++b) {
+      const double abar = process.alpha_bar(b_eps.t[b]);
+      CHECK_THAT(b_x0.sample_loss[b], WithinRel((1.0 - abar) / abar * b_eps.sample_loss[b], 1e-9));
+      CHECK_THAT(b_v.sample_loss[b], WithinRel(b_eps.sample_loss[b] / abar, 1e-9));
+    }
+  }
+
+  SECTION("Monte Carlo: the exact x0 model's loss is E_t[s^2 sigma^2 / (a^2 s^2 + sigma^2)]") {
+    const dm::ddpm_loss x0_loss{process, dm::x0_param{}};
+    double expected = 0.0;
+    for (std::size_t t = 0; t < process.num_timesteps(); ++t) {
+      const double td = static_cast<double>(t), a = process.alpha(td), s = process.sigma(td);
+      expected += (s * s) / (a * a) * eps_residual(a, s);
+    }
+    expected /= static_cast<double>(process.num_timesteps());
+    const mean_se m(sample_losses(x0_loss, x0_model, 20, 2000, 33));
+    CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
+    CHECK(m.se < 0.01 * expected);
+  }
+}
+
+TEST_CASE("min-SNR weighting makes eps, x0 and v losses the same objective", "[loss][ddpm][min_snr]") {
+  const auto process = dm::vp_discrete::linear();
+  const dm::gaussian_mixture data = single_gaussian();
+  exact_predictor<dm::eps_param> eps_model(data, process);
+  exact_predictor<dm::x0_param> x0_model(data, process);
+  exact_predictor<dm::v_param> v_model(data, process);
+  const double gamma = GENERATE(1.0, 5.0);
+  const dm::min_snr_weight w{gamma};
+  const dm::ddpm_eps_loss eps_loss{process, w};
+  const dm::ddpm_loss x0_loss{process, dm::x0_param{}, w};
+  const dm::ddpm_loss v_loss{process, dm::v_param{}, w};
+
+  // The published weights (Hang et al. 2023; diffusers' snr_gamma), at every timestep.
+  for (std::size_t t = 0; t < process.num_timesteps(); ++t) {
+    const double td = static_cast<double>(t);
+    const double snr = process.alpha_bar(td) / (1.0 - process.alpha_bar(td));
+    CHECK_THAT(eps_loss.weight(td), WithinRel(std::min(snr, gamma) / snr, 1e-12));
+    CHECK_THAT(x0_loss.weight(td), WithinRel(std::min(snr, gamma), 1e-12));
+    CHECK_THAT(v_loss.weight(td), WithinRel(std::min(snr, gamma) / (snr + 1.0), 1e-12));
+  }
+
+  // At the exact models the weighted per-sample losses coincide for the same draw.
+  backend be;
+  const std::size_t B = 500;
+  tensor x0({B, dim}), out({B, dim});
+  dm::philox_noise data_noise(41, 0);
+  data.sample(data_noise, x0);
+  dm::philox_noise n_eps(42, 0), n_x0(42, 0), n_v(42, 0);
+  dm::loss_batch b_eps(x0), b_x0(x0), b_v(x0);
+  eps_loss.draw(be, x0, n_eps, b_eps);
+  x0_loss.draw(be, x0, n_x0, b_x0);
+  v_loss.draw(be, x0, n_v, b_v);
+  predict_per_sample(eps_model, b_eps, out);
+  const double l_eps = eps_loss.evaluate(be, b_eps, out);
+  predict_per_sample(x0_model, b_x0, out);
+  const double l_x0 = x0_loss.evaluate(be, b_x0, out);
+  predict_per_sample(v_model, b_v, out);
+  const double l_v = v_loss.evaluate(be, b_v, out);
+  for (std::size_t b = 0; b < B; ++b) {
+    CHECK_THAT(b_x0.sample_loss[b], WithinRel(b_eps.sample_loss[b], 1e-9));
+    CHECK_THAT(b_v.sample_loss[b], WithinRel(b_eps.sample_loss[b], 1e-9));
+  }
+  CHECK_THAT(l_x0, WithinRel(l_eps, 1e-9));
+  CHECK_THAT(l_v, WithinRel(l_eps, 1e-9));
+}
+
+TEST_CASE("ddpm_eps_loss draws integer timesteps uniform on {0..T-1}", "[loss][ddpm][time]") {
+  const std::size_t T = GENERATE(std::size_t{10}, std::size_t{1000});
+  const auto process = dm::vp_discrete::linear(1e-4, 0.02, T);
+  const dm::ddpm_eps_loss loss{process};
+  backend be;
+  const std::size_t N = 1000000;
+  tensor x0({N, 1});
+  dm::loss_batch batch(x0);
+  dm::philox_noise noise(51);
+  loss.draw(be, x0, noise, batch);
+
+  std::vector<double> counts(T, 0.0);
+  double sum = 0.0;
+  bool all_valid = true;
+  for (double t : batch.t) {
+    all_valid = all_valid && t == std::floor(t) && t >= 0.0 && t <= static_cast<double>(T - 1);
+    if (!all_valid) break;
+    counts[static_cast<std::size_t>(t)] += 1.0;
+    sum += t;
+  }
+  REQUIRE(all_valid);
+  // Both ends are reached (each is expected N/T >= 1000 times).
+  CHECK(counts.front() > 0.0);
+  CHECK(counts.back() > 0.0);
+  const double n = static_cast<double>(N), tt = static_cast<double>(T);
+  // Pearson's chi-square over T cells: mean T - 1, variance 2 (T - 1) under uniformity.
+  const double expected_count = n / tt;
+  double chi2 = 0.0;
+  for (double c : counts) chi2 += (c - expected_count) * (c - expected_count) / expected_count;
+  CHECK(chi2 < (tt - 1.0) + 5.0 * std::sqrt(2.0 * (tt - 1.0)));
+  CHECK(chi2 > (tt - 1.0) - 5.0 * std::sqrt(2.0 * (tt - 1.0)));
+  // Mean (T - 1)/2 and variance (T^2 - 1)/12 of the discrete uniform.
+  const double mean = sum / n;
+  const double var_expected = (tt * tt - 1.0) / 12.0;
+  CHECK_THAT(mean, WithinAbs((tt - 1.0) / 2.0, 5.0 * std::sqrt(var_expected / n)));
+  double ss = 0.0;
+  for (double t : batch.t) ss += (t - mean) * (t - mean);
+  // Var of (t - mu)^2 for a uniform of width T is about T^4/180.
+  CHECK_THAT(ss / (n - 1.0), WithinAbs(var_expected, 5.0 * tt * tt / std::sqrt(180.0 * n)));
+}
+
+TEST_CASE("ddpm_eps_loss with per-sample streams is batch-size invariant", "[loss][ddpm]") {
+  const auto process = dm::vp_discrete::linear();
+  const dm::ddpm_eps_loss loss{process};
+  backend be;
+  tensor small({4, dim}), large({9, dim});
+  for (std::size_t i = 0; i < small.data.size(); ++i) small.data[i] = 0.1 * static_cast<double>(i);
+  for (std::size_t i = 0; i < large.data.size(); ++i) large.data[i] = 0.1 * static_cast<double>(i);
+  dm::loss_batch bs(small), bl(large);
+  dm::philox_noise ns(61, 100, true), nl(61, 100, true);
+  loss.draw(be, small, ns, bs);
+  loss.draw(be, large, nl, bl);
+  for (std::size_t b = 0; b < 4; ++b) CHECK(bs.t[b] == bl.t[b]);
+  for (std::size_t i = 0; i < small.data.size(); ++i) {
+    CHECK(bs.noise.data[i] == bl.noise.data[i]);
+    CHECK(bs.x_t.data[i] == bl.x_t.data[i]);
+  }
+}
