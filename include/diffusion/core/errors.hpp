@@ -33,7 +33,9 @@ template <class T>
   throw std::invalid_argument(msg);
 }
 
-/// Checks `ok`; on failure throws as throw_invalid does.
+/// Checks `ok`; on failure throws as throw_invalid does. Its arguments are evaluated eagerly: in
+/// code that runs every sampling step, write `if (!ok) throw_invalid(...)` when the range is a
+/// built string, so that the step loop never allocates (tests/sampler/no_allocation.test.cpp).
 template <class T>
 void require(bool ok, std::string_view where, std::string_view parameter, const T& value,
              std::string_view valid_range) {

@@ -198,8 +198,9 @@ class gaussian_mixture_model {
 
   template <tensor T>
   void operator()(const T& x, double t, T& out) {
-    require(sample_size(x) == m_mixture.dim(), "gaussian_mixture_model", "elements per sample", sample_size(x),
-            "the mixture dimension, " + std::to_string(m_mixture.dim()));
+    if (sample_size(x) != m_mixture.dim())  // not require(): its message would be built on every call
+      throw_invalid("gaussian_mixture_model", "elements per sample", sample_size(x),
+                    "the mixture dimension, " + std::to_string(m_mixture.dim()));
     require_same_shape(out, x, "gaussian_mixture_model", "out");
     const double alpha = m_process.alpha(t);
     const double sigma = m_process.sigma(t);

@@ -139,8 +139,10 @@ struct posterior_coefficients {
 inline posterior_coefficients posterior(double alpha_bar_t, double alpha_bar_prev) {
   require(std::isfinite(alpha_bar_t) && alpha_bar_t >= 0.0 && alpha_bar_t < 1.0, "posterior", "alpha_bar_t",
           alpha_bar_t, "[0, 1)");
-  require(std::isfinite(alpha_bar_prev) && alpha_bar_prev > alpha_bar_t && alpha_bar_prev <= 1.0, "posterior",
-          "alpha_bar_prev", alpha_bar_prev, "(alpha_bar_t, 1] = (" + detail::format_value(alpha_bar_t) + ", 1]");
+  // Called once per sampling step: the message is built only on failure, so the loop never allocates.
+  if (!(std::isfinite(alpha_bar_prev) && alpha_bar_prev > alpha_bar_t && alpha_bar_prev <= 1.0))
+    throw_invalid("posterior", "alpha_bar_prev", alpha_bar_prev,
+                  "(alpha_bar_t, 1] = (" + detail::format_value(alpha_bar_t) + ", 1]");
   const double alpha_t = alpha_bar_t / alpha_bar_prev;
   const double beta_t = 1.0 - alpha_t;
   const double one_minus_abar_t = 1.0 - alpha_bar_t;
