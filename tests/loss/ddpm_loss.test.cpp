@@ -47,40 +47,6 @@ struct mean_se {
   }
 };
 
-// The exact predictor of N(mu, s^2 I) data, per sample. It mirrors gaussian_mixture_model
-// (model/gaussian_mixture.hpp) through gaussian_mixture::posterior_mean.
-// TODO(loss): use gaussian_mixture_model once its `if constexpr (Param::kind == parameterization::...)`
-// compiles (the member alias `parameterization` hides the enum inside that class).
-template <class Param>
-class exact_predictor {
- public:
-  using parameterization = Param;
-  exact_predictor(dm::gaussian_mixture data, dm::vp_discrete process)
-      : m_data(std::move(data)), m_process(std::move(process)), m_r(m_data.components()), m_x0(m_data.dim()) {}
-  const dm::gaussian_mixture& mixture() const { return m_data; }
-
-  void operator()(const tensor& x, double t, tensor& out) {
-    const double a = m_process.alpha(t), s = m_process.sigma(t);
-    const std::size_t d = m_data.dim();
-    for (std::size_t b = 0; b < dm::batch_size(x); ++b) {
-      const std::span<const double> xb(x.data.data() + b * d, d);
-      m_data.posterior_mean(xb, a, s, m_r, m_x0);
-      for (std::size_t j = 0; j < d; ++j) {
-        const double eps = (xb[j] - a * m_x0[j]) / s;
-        double& o = out.data[b * d + j];
-        if constexpr (Param::kind == dm::parameterization::eps) o = eps;
-        if constexpr (Param::kind == dm::parameterization::x0) o = m_x0[j];
-        if constexpr (Param::kind == dm::parameterization::v) o = a * eps - s * m_x0[j];  // Salimans & Ho 2022
-      }
-    }
-  }
-
- private:
-  dm::gaussian_mixture m_data;
-  dm::vp_discrete m_process;
-  std::vector<double> m_r, m_x0;
-};
-
 // Runs `model` on every sample of the batch at its own t (our predictor takes one t per call, the
 // loss draws one t per sample), one sample at a time.
 template <class Model>
@@ -136,7 +102,7 @@ std::vector<double> sample_losses(const Loss& loss, Model& model, std::size_t ba
 TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss][ddpm]") {
   const auto process = dm::vp_discrete::linear();
   const std::size_t T = process.num_timesteps();
-  exact_predictor<dm::eps_param> model(single_gaussian(), process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::eps_param> model(single_gaussian(), process);
 
   SECTION("weight 1 (L_simple), mean over elements") {
     const dm::ddpm_eps_loss loss{process};
@@ -180,7 +146,7 @@ TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss]
 
 TEST_CASE("ddpm_eps_loss: perturbing the exact model raises the loss", "[loss][ddpm]") {
   const auto process = dm::vp_discrete::linear();
-  exact_predictor<dm::eps_param> model(single_gaussian(), process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::eps_param> model(single_gaussian(), process);
   const dm::ddpm_eps_loss loss{process};
   backend be;
   dm::philox_noise data_noise(21, 0), loss_noise(21, 1);
@@ -222,9 +188,9 @@ TEST_CASE("ddpm_eps_loss: perturbing the exact model raises the loss", "[loss][d
 TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps loss", "[loss][ddpm]") {
   const auto process = dm::vp_discrete::linear();
   const dm::gaussian_mixture data = single_gaussian();
-  exact_predictor<dm::eps_param> eps_model(data, process);
-  exact_predictor<dm::x0_param> x0_model(data, process);
-  exact_predictor<dm::v_param> v_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::eps_param> eps_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::x0_param> x0_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::v_param> v_model(data, process);
   backend be;
   const std::size_t B = 2000;
   tensor x0({B, dim}), out({B, dim});
@@ -273,9 +239,9 @@ TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps l
 TEST_CASE("min-SNR weighting makes eps, x0 and v losses the same objective", "[loss][ddpm][min_snr]") {
   const auto process = dm::vp_discrete::linear();
   const dm::gaussian_mixture data = single_gaussian();
-  exact_predictor<dm::eps_param> eps_model(data, process);
-  exact_predictor<dm::x0_param> x0_model(data, process);
-  exact_predictor<dm::v_param> v_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::eps_param> eps_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::x0_param> x0_model(data, process);
+  dm::gaussian_mixture_model<dm::vp_discrete, dm::v_param> v_model(data, process);
   const double gamma = GENERATE(1.0, 5.0);
   const dm::min_snr_weight w{gamma};
   const dm::ddpm_eps_loss eps_loss{process, w};
