@@ -6,6 +6,7 @@
 #include "core/tensor.hpp"
 #include "core/noise.hpp"
 #include "core/observer.hpp"
+#include "core/linspace.hpp"
 #include "core/time_grid.hpp"
 
 #include "random/random.hpp"
@@ -20,6 +21,12 @@
 #include "model/parameterization.hpp"
 #include "model/predictor.hpp"
 #include "model/gaussian_mixture.hpp"
+
+#include "loss/time_sampling.hpp"
+#include "loss/weighting.hpp"
+#include "loss/loss_batch.hpp"
+#include "loss/denoising_loss.hpp"
+#include "loss/ddpm_loss.hpp"
 
 #include "sampler/driver.hpp"
 #include "sampler/ddpm.hpp"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "errors.hpp"
+#include "linspace.hpp"
 
 namespace diffusion {
 
@@ -95,6 +96,16 @@ inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t step
     }
   }
   return time_grid(std::move(t));
+}
+
+/// The continuous grid of score_sde (Song et al. 2021): linspace(t_end, eps, steps), from the end
+/// of the SDE's interval down to eps > 0, where the score is still finite (REFERENCE.md item 11).
+inline time_grid continuous_grid(std::size_t steps, double eps = 1e-3, double t_end = 1.0) {
+  require(steps >= 1, "continuous_grid", "steps", steps, "at least 1");
+  require(std::isfinite(t_end) && t_end > 0.0, "continuous_grid", "t_end", t_end, "(0, inf)");
+  require(std::isfinite(eps) && eps > 0.0 && eps < t_end, "continuous_grid", "eps", eps,
+          "(0, t_end) = (0, " + detail::format_value(t_end) + ")");
+  return time_grid(linspace(t_end, eps, steps));
 }
 
 }  // namespace diffusion

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../core/errors.hpp"
+#include "../core/linspace.hpp"
 
 namespace diffusion {
 
@@ -49,23 +50,8 @@ inline void check_betas(const std::vector<double>& betas, std::string_view where
   }
 }
 
-/// torch.linspace(start, end, n) in float64: start + i step for the first half and
-/// end - (n - 1 - i) step for the second, step = (end - start)/(n - 1), so both ends are exact.
-/// The products are fused (std::fma) so that the result does not depend on whether the compiler
-/// contracts a*b + c; torch's AVX2 kernel fuses them too. For n = 1 the result is {start}.
-inline std::vector<double> torch_linspace(double start, double end, std::size_t n) {
-  std::vector<double> v(n);
-  if (n == 1) {
-    v[0] = start;
-    return v;
-  }
-  const double step = (end - start) / static_cast<double>(n - 1);
-  const std::size_t halfway = n / 2;
-  for (std::size_t i = 0; i < n; ++i)
-    v[i] = i < halfway ? std::fma(step, static_cast<double>(i), start)
-                       : std::fma(-step, static_cast<double>(n - 1 - i), end);
-  return v;
-}
+// Kept while process/sde.hpp still calls it by its old name.
+inline std::vector<double> torch_linspace(double start, double end, std::size_t n) { return linspace(start, end, n); }
 
 /// The logistic function 1/(1 + e^{-x}).
 inline double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -86,7 +72,7 @@ inline std::vector<double> linear_betas(double beta_start, double beta_end, std:
   detail::check_num_timesteps(num_timesteps, "linear_betas");
   detail::check_open_unit(beta_start, "linear_betas", "beta_start");
   detail::check_open_unit(beta_end, "linear_betas", "beta_end");
-  return detail::torch_linspace(beta_start, beta_end, num_timesteps);
+  return linspace(beta_start, beta_end, num_timesteps);
 }
 
 /// Betas whose square roots are linearly spaced (Rombach et al. 2022, Stable Diffusion; diffusers
@@ -96,7 +82,7 @@ inline std::vector<double> scaled_linear_betas(double beta_start, double beta_en
   detail::check_num_timesteps(num_timesteps, "scaled_linear_betas");
   detail::check_open_unit(beta_start, "scaled_linear_betas", "beta_start");
   detail::check_open_unit(beta_end, "scaled_linear_betas", "beta_end");
-  std::vector<double> b = detail::torch_linspace(std::sqrt(beta_start), std::sqrt(beta_end), num_timesteps);
+  std::vector<double> b = linspace(std::sqrt(beta_start), std::sqrt(beta_end), num_timesteps);
   for (double& v : b) v = v * v;
   return b;
 }
@@ -128,7 +114,7 @@ inline std::vector<double> sigmoid_betas(double beta_start, double beta_end, std
   detail::check_num_timesteps(num_timesteps, "sigmoid_betas");
   detail::check_open_unit(beta_start, "sigmoid_betas", "beta_start");
   detail::check_open_unit(beta_end, "sigmoid_betas", "beta_end");
-  std::vector<double> b = detail::torch_linspace(-6.0, 6.0, num_timesteps);
+  std::vector<double> b = linspace(-6.0, 6.0, num_timesteps);
   for (double& v : b) v = detail::logistic(v) * (beta_end - beta_start) + beta_start;
   return b;
 }
