@@ -19,7 +19,8 @@ namespace detail {
 
 /// numpy.linspace(start, stop, n) in float64: start + i step with step = (stop - start)/(n - 1),
 /// the product and the sum rounded separately (numpy multiplies, then adds, in two passes), and the
-/// last entry set to stop exactly. ncsnv2 builds its sigmas with it.
+/// last entry set to stop exactly. ncsnv2 builds its sigmas with it. (torch.linspace, which
+/// score_sde uses, is diffusion::linspace.)
 inline std::vector<double> numpy_linspace(double start, double stop, std::size_t n) {
   std::vector<double> v(n);
   if (n == 1) {
@@ -28,7 +29,9 @@ inline std::vector<double> numpy_linspace(double start, double stop, std::size_t
   }
   const double step = (stop - start) / static_cast<double>(n - 1);
   for (std::size_t i = 0; i < n; ++i) {
-    const double offset = static_cast<double>(i) * step;
+    // volatile keeps the product rounded on its own: a compiler allowed to contract (GCC's default
+    // outside strict ISO mode, with FMA hardware) would otherwise fuse it into the sum.
+    const volatile double offset = static_cast<double>(i) * step;
     v[i] = offset + start;
   }
   v[n - 1] = stop;
