@@ -56,7 +56,8 @@ bool notify(O& obs, const step_info<Tensor>& info) {
 
 }  // namespace detail
 
-/// Calls `inner` on every `n`-th step (index % n == 0) and on the last step.
+/// Calls `inner` on every `n`-th step (index % n == 0) and on the last step. An lvalue `inner` is
+/// held by reference, so its state is visible after the run without std::ref; an rvalue is moved in.
 template <class Inner>
 struct every {
   std::size_t n;
@@ -68,18 +69,24 @@ struct every {
   }
 };
 template <class Inner>
-every(std::size_t, Inner) -> every<Inner>;
+every(std::size_t, Inner&&) -> every<Inner>;
 
-/// Fans one step out to several observers; stops when any of them asks to.
+/// Fans one step out to several observers, in order; stops when any of them asks to (all of them
+/// still see that step). Lvalue observers are held by reference, rvalues are moved in.
 template <class... Os>
 struct observers {
   std::tuple<Os...> all;
-  explicit observers(Os... os) : all(std::move(os)...) {}
+  explicit observers(Os... os) : all(std::forward<Os>(os)...) {}
   template <class Tensor>
   observer_action operator()(const step_info<Tensor>& info) {
-    const bool stop = std::apply([&](auto&... o) { return (detail::notify(o, info) | ...); }, all);
+    // A comma fold runs left to right (the operands of a `|` fold are unsequenced), and every
+    // observer sees the step even after an earlier one asked to stop.
+    bool stop = false;
+    std::apply([&](auto&... o) { ((stop = detail::notify(o, info) || stop), ...); }, all);
     return stop ? observer_action::stop : observer_action::proceed;
   }
 };
+template <class... Os>
+observers(Os&&...) -> observers<Os...>;
 
 }  // namespace diffusion

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -79,23 +80,39 @@ inline conversion from_eps(parameterization to, double alpha, double sigma) {
 
 /// Coefficients turning a `from` prediction at a point with marginal coefficients (alpha, sigma)
 /// into a `to` prediction: to = x_coef x + pred_coef from. Throws std::domain_error where the
-/// conversion is undefined (alpha = 0 for x0/v targets, sigma = 0 for eps/score).
+/// conversion is undefined: sigma = 0 from x0 or to score; alpha = 0 to x0 or v, except between x0
+/// and v, which determine each other wherever alpha^2 + sigma^2 > 0 (v prediction stays usable at
+/// zero terminal SNR, Lin et al. 2024, Sec. 3.2); and wherever a coefficient is not finite.
 inline conversion convert_coefficients(parameterization from, parameterization to, double alpha, double sigma) {
   if (from == to) return {0.0, 1.0};
-  const bool needs_sigma = from == parameterization::x0 || to == parameterization::score;
-  const bool needs_alpha = to == parameterization::x0 || to == parameterization::v;
-  if ((needs_sigma && !(sigma > 0.0)) || (needs_alpha && !(alpha > 0.0)) || !std::isfinite(alpha) ||
-      !std::isfinite(sigma)) {
+  using enum parameterization;
+  const bool x0_v = (from == x0 && to == v) || (from == v && to == x0);
+  const bool needs_sigma = from == x0 || to == score;
+  const bool needs_alpha = !x0_v && (to == x0 || to == v);
+  conversion c{std::numeric_limits<double>::quiet_NaN(), 0.0};
+  if (!(needs_sigma && !(sigma > 0.0)) && !(needs_alpha && !(alpha > 0.0)) && std::isfinite(alpha) &&
+      std::isfinite(sigma)) {
+    const double n = alpha * alpha + sigma * sigma;
+    if (from == x0 && to == v) {
+      c = {alpha / sigma, -n / sigma};  // v = alpha (x - alpha x0)/sigma - sigma x0
+    } else if (from == v && to == x0) {
+      c = {alpha / n, -sigma / n};  // alpha x - sigma v = (alpha^2 + sigma^2) x0
+    } else {
+      // Through eps; for these pairs the composition has no cancellation (x0 <-> v would lose
+      // (sigma/alpha)^2 ulps in x_coef).
+      const conversion e = detail::to_eps(from, alpha, sigma);
+      const conversion t = detail::from_eps(to, alpha, sigma);
+      c = {t.x_coef + t.pred_coef * e.x_coef, t.pred_coef * e.pred_coef};
+    }
+  }
+  if (!std::isfinite(c.x_coef) || !std::isfinite(c.pred_coef)) {
     std::string msg = "convert_coefficients: cannot convert a ";
     msg.append(name(from)).append(" prediction to ").append(name(to)).append(" at alpha = ");
     msg.append(detail::format_value(alpha)).append(", sigma = ").append(detail::format_value(sigma));
     msg.append("; valid range: alpha > 0 and sigma > 0 (finite)");
     throw std::domain_error(msg);
   }
-  const conversion e = detail::to_eps(from, alpha, sigma);
-  const conversion t = detail::from_eps(to, alpha, sigma);
-  // target = t.x x + t.pred (e.x x + e.pred p)
-  return {t.x_coef + t.pred_coef * e.x_coef, t.pred_coef * e.pred_coef};
+  return c;
 }
 
 }  // namespace diffusion
