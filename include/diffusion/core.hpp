@@ -17,6 +17,9 @@
 #include "process/beta_schedules.hpp"
 #include "process/vp_discrete.hpp"
 #include "process/forward.hpp"
+#include "process/ve_discrete.hpp"
+#include "process/sde_concepts.hpp"
+#include "process/sde.hpp"
 
 #include "model/parameterization.hpp"
 #include "model/predictor.hpp"
@@ -31,3 +34,4 @@
 #include "sampler/driver.hpp"
 #include "sampler/ddpm.hpp"
 #include "sampler/ddim.hpp"
+#include "sampler/predictor_corrector.hpp"

@@ -139,3 +139,29 @@ TEST_CASE("ddim rejects a negative or non-finite eta", "[sampler][ddim][errors]"
                         Catch::Matchers::Contains("[0, inf)"));
   CHECK_THROWS_AS(ddim(process, leading_grid(1000, 10), {.eta = std::nan("")}), std::invalid_argument);
 }
+
+TEST_CASE("ddim at zero terminal SNR: exact with a v model, an explicit error with an eps model",
+          "[sampler][ddim][zero-snr]") {
+  // Lin et al. 2024: with alpha_bar(T-1) = 0 and the trailing grid, the first step starts from pure
+  // noise; x0_hat follows from v there (x0 = -v at alpha = 0) but not from eps.
+  const auto mixture = test::golden_mixture();
+  const auto process = vp_discrete::linear().with_zero_terminal_snr();
+  REQUIRE(process.alpha_bar(999) == 0.0);
+  reference_backend<double> be;
+  const ddim sampler(process, trailing_grid(1000, 50));
+  SECTION("v model") {
+    gaussian_mixture_model<vp_discrete, v_param> model(mixture, process);
+    const std::size_t n = 16384;
+    const tensor_d x = sample(sampler, model, be, normal_batch(n, 5), philox_noise(6));
+    for (double v : x.data) REQUIRE(std::isfinite(v));
+    const test::sample_moments m(x.data, 2);
+    const auto true_mean = mixture.mean();
+    const auto true_cov = mixture.covariance();
+    for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
+    for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
+  }
+  SECTION("eps model") {
+    gaussian_mixture_model<vp_discrete, eps_param> model(mixture, process);
+    CHECK_THROWS_AS(sample(sampler, model, be, normal_batch(4, 5), philox_noise(6)), std::domain_error);
+  }
+}

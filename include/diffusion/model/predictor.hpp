@@ -55,18 +55,28 @@ function_predictor<Param, std::decay_t<F>> make_predictor(F&& f) {
   return {std::forward<F>(f)};
 }
 
-/// Evaluates `model` at (x, t) and converts its output into parameterization `Want` using the
-/// process's alpha(t), sigma(t). This is the one place where samplers and losses obtain a
-/// prediction, so every model-output shape check and conversion happens here.
-template <parameterization_tag Want, class Backend, class Model, has_marginal_coefficients Process, tensor T>
-void predict_as(Backend& be, Model& model, const Process& process, const T& x, double t, T& out) {
+/// Evaluates `model` at (x, t) into `out`, exactly as the model predicts, and checks that it kept
+/// the shape of x. Every model call of the library goes through here.
+template <class Model, tensor T>
+void call_model(Model& model, const T& x, double t, T& out) {
   static_assert(predictor<Model, T>,
                 "the model must be callable as model(x, t, out) and declare `using parameterization = "
                 "diffusion::eps_param;` (or x0_param, score_param, v_param); wrap a plain callable with "
                 "diffusion::make_predictor<diffusion::eps_param>(f)");
   model(x, t, out);
   require_same_shape(out, x, "model", "output");
-  constexpr parameterization have = std::remove_cvref_t<Model>::parameterization::kind;
+}
+
+/// What `Model` predicts.
+template <class Model>
+inline constexpr parameterization parameterization_of = std::remove_cvref_t<Model>::parameterization::kind;
+
+/// Evaluates `model` at (x, t) and converts its output into parameterization `Want` using the
+/// process's alpha(t), sigma(t) (the one place conversions happen: convert_coefficients).
+template <parameterization_tag Want, class Backend, class Model, has_marginal_coefficients Process, tensor T>
+void predict_as(Backend& be, Model& model, const Process& process, const T& x, double t, T& out) {
+  call_model(model, x, t, out);
+  constexpr parameterization have = parameterization_of<Model>;
   if constexpr (have != Want::kind) {
     const conversion c = convert_coefficients(have, Want::kind, process.alpha(t), process.sigma(t));
     using S = typename Backend::scalar_type;

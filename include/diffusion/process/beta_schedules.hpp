@@ -50,9 +50,6 @@ inline void check_betas(const std::vector<double>& betas, std::string_view where
   }
 }
 
-// Kept while process/sde.hpp still calls it by its old name.
-inline std::vector<double> torch_linspace(double start, double end, std::size_t n) { return linspace(start, end, n); }
-
 /// The logistic function 1/(1 + e^{-x}).
 inline double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 

@@ -213,6 +213,14 @@ class vp_sde {
   double langevin_alpha(double t) const {
     return 1.0 - m_schedule.checked_discrete_beta(discrete_index(t), "vp_sde::langevin_alpha");
   }
+  /// DDPM's ancestral step at i = discrete_index(t) (Ho et al. 2020, Alg. 2; score_sde
+  /// `AncestralSamplingPredictor.vpsde_update_fn`): x_mean = (x + beta_i score)/sqrt(1 - beta_i),
+  /// noise std sqrt(beta_i).
+  ancestral_coefficients ancestral_step(double t) const {
+    const double b = m_schedule.checked_discrete_beta(discrete_index(t), "vp_sde::ancestral_step");
+    const double r = 1.0 / std::sqrt(1.0 - b);
+    return {r, b * r, std::sqrt(b)};
+  }
 
   /// beta_i = linspace(beta_min/N, beta_max/N, N)_i (score_sde `discrete_betas`).
   const std::vector<double>& discrete_betas() const { return m_schedule.discrete_betas(); }
@@ -421,6 +429,15 @@ class ve_sde {
   double langevin_alpha(double t) const {
     checked(t, "ve_sde::langevin_alpha");
     return 1.0;
+  }
+  /// SMLD's ancestral step at i = discrete_index(t) (Song et al. 2021, App. F, Eq. 47; score_sde
+  /// `AncestralSamplingPredictor.vesde_update_fn`): x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score,
+  /// noise std sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2), sigma_{-1} = 0.
+  ancestral_coefficients ancestral_step(double t) const {
+    const std::size_t i = discrete_index(t);
+    const double s2 = m_discrete_sigmas[i] * m_discrete_sigmas[i];
+    const double prev2 = i == 0 ? 0.0 : m_discrete_sigmas[i - 1] * m_discrete_sigmas[i - 1];
+    return {1.0, s2 - prev2, std::sqrt(prev2 * (s2 - prev2) / s2)};
   }
 
   /// sigma_i = exp(linspace(ln sigma_min, ln sigma_max, N))_i, smallest first (score_sde

@@ -20,6 +20,21 @@ struct sde_discretization {
   double g_coef;  ///< G_i, the standard deviation of the step's noise
 };
 
+/// One ancestral sampling step: x_mean = x_coef x + score_coef score, x = x_mean + noise_std z
+/// (Song et al. 2021, App. F; score_sde `AncestralSamplingPredictor`).
+struct ancestral_coefficients {
+  double x_coef;
+  double score_coef;
+  double noise_std;
+};
+
+/// A process with ancestral sampling steps at the discrete index of t (VP: DDPM's step, VE:
+/// SMLD's step; score_sde has none for sub-VP).
+template <class P>
+concept has_ancestral_step = requires(const P& p, double t) {
+  { p.ancestral_step(t) } -> std::same_as<ancestral_coefficients>;
+};
+
 /// The SDE coefficients of dx = f(t) x dt + g(t) dw (Song et al. 2021, Eq. 5 with f(x, t) = f(t) x).
 ///
 /// Semantic requirements the compiler cannot check: with x_t = alpha(t) x_0 + sigma(t) eps the

@@ -73,34 +73,35 @@ class ddim {
     // Rounding can make 1 - abar_prev - sigma^2 a tiny negative number when eta = 1 at the end.
     const double dir = std::sqrt(std::max(1.0 - alpha_bar_prev - sigma * sigma, 0.0));
 
-    predict_as<eps_param>(be, model, m_process, x, t, ws.model_out);
+    const x0_eps_coefficients c = detail::evaluate_x0_eps(model, m_process, x, t, ws);
     // diffusers draws a noise tensor at every step when eta > 0 (even where sigma is 0).
     const bool stochastic = m_options.eta > 0.0;
     if (stochastic) draw_normal(be, noise, ws.noise);
 
-    const double x0_x = 1.0 / std::sqrt(alpha_bar);
-    const double x0_eps = -std::sqrt(1.0 - alpha_bar) / std::sqrt(alpha_bar);
+    const double a = std::sqrt(alpha_bar_prev);
     const bool corrected = m_options.correction.mode != x0_correction::kind::none;
     if (ws.need_prediction || corrected) {
-      be.lincomb(ws.prediction, S(x0_x), x, S(x0_eps), ws.model_out);
+      be.lincomb(ws.prediction, S(c.x0.x_coef), x, S(c.x0.pred_coef), ws.model_out);
       if (corrected) {
         detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
-        // eps re-derived from the corrected x0_hat, as diffusers does.
+        // eps re-derived from the corrected x0_hat, as diffusers does: eps = (x - sqrt(abar) x0)/sqrt(1 - abar).
         be.lincomb(ws.model_out, S(1.0 / std::sqrt(1.0 - alpha_bar)), x,
                    S(-std::sqrt(alpha_bar) / std::sqrt(1.0 - alpha_bar)), ws.prediction);
+      } else {
+        be.lincomb(ws.model_out, S(c.eps.x_coef), x, S(c.eps.pred_coef), ws.model_out);
       }
-      const double a = std::sqrt(alpha_bar_prev);
       if (stochastic)
         be.lincomb(x, S(a), ws.prediction, S(dir), ws.model_out, S(sigma), ws.noise);
       else
         be.lincomb(x, S(a), ws.prediction, S(dir), ws.model_out);
     } else {
-      const double a = std::sqrt(alpha_bar_prev) * x0_x;
-      const double b = std::sqrt(alpha_bar_prev) * x0_eps + dir;
+      // x_prev is linear in (x, model output): one pass.
+      const double cx = a * c.x0.x_coef + dir * c.eps.x_coef;
+      const double cp = a * c.x0.pred_coef + dir * c.eps.pred_coef;
       if (stochastic)
-        be.lincomb(x, S(a), x, S(b), ws.model_out, S(sigma), ws.noise);
+        be.lincomb(x, S(cx), x, S(cp), ws.model_out, S(sigma), ws.noise);
       else
-        be.lincomb(x, S(a), x, S(b), ws.model_out);
+        be.lincomb(x, S(cx), x, S(cp), ws.model_out);
     }
   }
 

@@ -70,23 +70,22 @@ class ddpm_ancestral {
     // diffusers draws no noise at t = 0, so 1000 steps use 999 draws.
     const double noise_std = t > 0 ? std::sqrt(variance) : 0.0;
 
-    predict_as<eps_param>(be, model, m_process, x, t, ws.model_out);
-    // x0_hat = (x - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)   (Ho et al. 2020, Eq. 15)
-    const double x0_x = 1.0 / std::sqrt(alpha_bar);
-    const double x0_eps = -std::sqrt(1.0 - alpha_bar) / std::sqrt(alpha_bar);
+    // x0_hat = (x - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) (Ho et al. 2020, Eq. 15), taken from
+    // whatever the model predicts.
+    const conversion x0 = detail::evaluate_x0_eps(model, m_process, x, t, ws).x0;
     if (noise_std > 0) draw_normal(be, noise, ws.noise);
 
     if (ws.need_prediction || m_options.correction.mode != x0_correction::kind::none) {
-      be.lincomb(ws.prediction, S(x0_x), x, S(x0_eps), ws.model_out);
+      be.lincomb(ws.prediction, S(x0.x_coef), x, S(x0.pred_coef), ws.model_out);
       detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
       if (noise_std > 0)
         be.lincomb(x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x, S(noise_std), ws.noise);
       else
         be.lincomb(x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x);
     } else {
-      // The mean is linear in (x, eps) when x0_hat is not corrected: one pass.
-      const double a = c.x0_coef * x0_x + c.xt_coef;
-      const double b = c.x0_coef * x0_eps;
+      // The mean is linear in (x, model output) when x0_hat is not corrected: one pass.
+      const double a = c.x0_coef * x0.x_coef + c.xt_coef;
+      const double b = c.x0_coef * x0.pred_coef;
       if (noise_std > 0)
         be.lincomb(x, S(a), x, S(b), ws.model_out, S(noise_std), ws.noise);
       else

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+// Sampling the reverse-time SDE (Song et al. 2021, "Score-Based Generative Modeling through
+// Stochastic Differential Equations", Sec. 4.2 and Alg. 1-3): a predictor (Euler-Maruyama, reverse
+// diffusion, ancestral) composed at compile time with a corrector (none, Langevin, annealed
+// Langevin). Conventions follow score_sde (REFERENCE.md items 11-14) so trajectories match it.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "../core/errors.hpp"
+#include "../core/noise.hpp"
+#include "../core/tensor.hpp"
+#include "../core/time_grid.hpp"
+#include "../model/parameterization.hpp"
+#include "../model/predictor.hpp"
+#include "../process/sde_concepts.hpp"
+
+namespace diffusion {
+
+/// Scratch space of the SDE samplers, made once per run.
+template <tensor T>
+struct sde_workspace {
+  T score;       ///< the model's score at the current point
+  T noise;       ///< one draw of N(0, I)
+  T prediction;  ///< x0_hat = (x + sigma^2 score) / alpha (Tweedie's formula), for observers
+  /// The driver sets this to false when nothing observes x0_hat.
+  bool need_prediction = true;
+
+  explicit sde_workspace(const T& x) : score(make_like(x)), noise(make_like(x)), prediction(make_like(x)) {}
+};
+
+namespace detail {
+
+/// Evaluates the score at (x, t) into ws.score and, when observed, x0_hat into ws.prediction.
+template <class Backend, class Model, class Process, tensor T>
+void evaluate_score(Backend& be, Model& model, const Process& p, const T& x, double t, sde_workspace<T>& ws) {
+  using S = scalar_of<T>;
+  predict_as<score_param>(be, model, p, x, t, ws.score);
+  if (ws.need_prediction) {
+    const double alpha = p.alpha(t), sigma = p.sigma(t);
+    be.lincomb(ws.prediction, S(1.0 / alpha), x, S(sigma * sigma / alpha), ws.score);
+  }
+}
+
+/// Mean over the batch of the per-sample Euclidean norms of x, in double.
+template <tensor T>
+double mean_sample_norm(const T& x) {
+  const auto e = elements(x);
+  const std::size_t batch = batch_size(x), d = sample_size(x);
+  double total = 0.0;
+  for (std::size_t b = 0; b < batch; ++b) {
+    double sq = 0.0;
+    for (std::size_t j = b * d; j < (b + 1) * d; ++j) sq += static_cast<double>(e[j]) * static_cast<double>(e[j]);
+    total += std::sqrt(sq);
+  }
+  return total / static_cast<double>(batch);
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------------------------
+// Predictors: one step of the reverse SDE from t to t + dt (dt < 0). `return_mean` asks for the
+// noise-free mean x_mean instead of x_mean + noise (score_sde's final "denoise"); the draw is
+// consumed either way, as score_sde does.
+
+/// Euler-Maruyama on the reverse SDE dx = [f(t) x - g(t)^2 score] dt + g(t) dw-bar
+/// (Song et al. 2021, Eq. 6): x_mean = x + (f x - g^2 score) dt, x = x_mean + g sqrt(-dt) z.
+struct euler_maruyama_predictor {
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void predict(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t,
+               double dt, bool return_mean) const {
+    using S = scalar_of<T>;
+    detail::evaluate_score(be, model, p, x, t, ws);
+    draw_normal(be, noise, ws.noise);
+    const double f = p.drift_scale(t), g = p.diffusion(t);
+    const double x_coef = 1.0 + f * dt, score_coef = -g * g * dt;
+    if (return_mean)
+      be.lincomb(x, S(x_coef), x, S(score_coef), ws.score);
+    else
+      be.lincomb(x, S(x_coef), x, S(score_coef), ws.score, S(g * std::sqrt(-dt)), ws.noise);
+  }
+};
+
+/// The reverse-diffusion predictor (Song et al. 2021, Eq. 46-47; score_sde
+/// `ReverseDiffusionPredictor`): with the forward discretization x_{i+1} = x_i + f_i x_i + G_i z,
+/// x_mean = x - (f_i x - G_i^2 score), x = x_mean + G_i z. With probability_flow the score term is
+/// halved and no noise is added (a draw is still consumed).
+struct reverse_diffusion_predictor {
+  static constexpr bool uses_discretization = true;  ///< reads the process's N-step tables
+  bool probability_flow = false;
+
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void predict(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t,
+               double /*dt*/, bool return_mean) const {
+    using S = scalar_of<T>;
+    detail::evaluate_score(be, model, p, x, t, ws);
+    draw_normal(be, noise, ws.noise);
+    const sde_discretization d = p.discretize(t);
+    const double g2 = d.g_coef * d.g_coef * (probability_flow ? 0.5 : 1.0);
+    const double noise_std = probability_flow ? 0.0 : d.g_coef;
+    if (return_mean || noise_std == 0.0)
+      be.lincomb(x, S(1.0 - d.f_coef), x, S(g2), ws.score);
+    else
+      be.lincomb(x, S(1.0 - d.f_coef), x, S(g2), ws.score, S(noise_std), ws.noise);
+  }
+};
+
+/// The ancestral-sampling predictor: the DDPM (VP) or SMLD (VE) ancestral step at the discrete
+/// index of t.
+struct ancestral_predictor {
+  static constexpr bool uses_discretization = true;
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void predict(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t,
+               double /*dt*/, bool return_mean) const {
+    static_assert(has_ancestral_step<Process>,
+                  "ancestral_predictor needs process.ancestral_step(t) (vp_sde and ve_sde provide it; sub-VP has no "
+                  "ancestral step, as in score_sde): use euler_maruyama_predictor or reverse_diffusion_predictor");
+    using S = scalar_of<T>;
+    detail::evaluate_score(be, model, p, x, t, ws);
+    draw_normal(be, noise, ws.noise);
+    const ancestral_coefficients c = p.ancestral_step(t);
+    if (return_mean)
+      be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score);
+    else
+      be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std), ws.noise);
+  }
+};
+
+// ----------------------------------------------------------------------------------------------
+// Correctors: MCMC steps at a fixed t that pull x towards p_t.
+
+/// No correction: the PC sampler reduces to its predictor.
+struct no_corrector {
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void correct(Backend&, Model&, const Process&, Noise&, sde_workspace<T>&, T&, double) const {}
+};
+
+/// Langevin MCMC with the signal-to-noise step rule (Song et al. 2021, Alg. 5; REFERENCE.md item
+/// 14): step = 2 alpha_i (snr * mean_b |z_b| / mean_b |score_b|)^2, x += step score + sqrt(2 step) z.
+/// The step depends on the whole batch through the mean norms, as in score_sde.
+struct langevin_corrector {
+  static constexpr bool uses_discretization = true;  ///< alpha_i at the process's discrete index
+  double snr = 0.16;
+  std::size_t steps = 1;
+
+  void validate() const {
+    require(std::isfinite(snr) && snr > 0.0, "langevin_corrector", "snr", snr, "(0, inf)");
+  }
+
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void correct(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t) const {
+    using S = scalar_of<T>;
+    const double alpha = p.langevin_alpha(t);
+    for (std::size_t k = 0; k < steps; ++k) {
+      detail::evaluate_score(be, model, p, x, t, ws);
+      draw_normal(be, noise, ws.noise);
+      const double ratio = snr * detail::mean_sample_norm(ws.noise) / detail::mean_sample_norm(ws.score);
+      const double step = 2.0 * alpha * ratio * ratio;
+      be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
+    }
+  }
+};
+
+/// Annealed Langevin dynamics as a corrector (score_sde `AnnealedLangevinDynamics`):
+/// step = 2 alpha_i (snr sigma(t))^2 with sigma(t) the marginal std.
+struct annealed_langevin_corrector {
+  static constexpr bool uses_discretization = true;
+  double snr = 0.16;
+  std::size_t steps = 1;
+
+  void validate() const {
+    require(std::isfinite(snr) && snr > 0.0, "annealed_langevin_corrector", "snr", snr, "(0, inf)");
+  }
+
+  template <class Backend, class Model, class Process, class Noise, tensor T>
+  void correct(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t) const {
+    using S = scalar_of<T>;
+    const double alpha = p.langevin_alpha(t);
+    const double sigma = p.sigma(t);
+    const double step = 2.0 * alpha * (snr * sigma) * (snr * sigma);
+    for (std::size_t k = 0; k < steps; ++k) {
+      detail::evaluate_score(be, model, p, x, t, ws);
+      draw_normal(be, noise, ws.noise);
+      be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
+    }
+  }
+};
+
+struct pc_options {
+  /// N: the number of predictor steps, over linspace(T, eps, N) with dt = -T/N (REFERENCE.md 11-12).
+  /// 0 takes the process's num_steps(), as score_sde does (one N for the tables and the loop).
+  std::size_t steps = 0;
+  /// The last time visited; the score is still finite there.
+  double eps = 1e-3;
+  /// Return the last predictor's noise-free mean (score_sde's `denoise`).
+  bool denoise = true;
+};
+
+/// The predictor-corrector sampler (Song et al. 2021, Alg. 1): at each t of the grid, the corrector
+/// runs first, then the predictor. Any predictor combines with any corrector at compile time.
+template <class Process, class Predictor = euler_maruyama_predictor, class Corrector = no_corrector>
+class predictor_corrector {
+  static_assert(sde_process<Process>,
+                "predictor_corrector needs a continuous-time SDE process (diffusion::vp_sde, subvp_sde, ve_sde): "
+                "for discrete DDPM processes use diffusion::ddpm_ancestral or diffusion::ddim");
+
+ public:
+  using process_type = Process;
+
+  predictor_corrector(Process process, Predictor predictor = {}, Corrector corrector = {}, pc_options options = {})
+      : m_process(std::move(process)), m_predictor(predictor), m_corrector(corrector),
+        m_options(resolve(options, m_process)), m_grid(make_grid(m_options)) {
+    if constexpr (requires { corrector.validate(); }) corrector.validate();
+  }
+
+  const Process& process() const { return m_process; }
+  const time_grid& grid() const { return m_grid; }
+  const pc_options& options() const { return m_options; }
+  std::size_t num_steps() const { return m_grid.size(); }
+  double time(std::size_t i) const { return m_grid[i]; }
+  /// The next grid entry; after the last, t + dt.
+  double time_next(std::size_t i) const { return i + 1 < m_grid.size() ? m_grid[i + 1] : m_grid[i] + dt(); }
+  /// score_sde's step dt = -T/N, used by the predictors whatever the grid spacing.
+  double dt() const { return -Process::end_time() / static_cast<double>(m_options.steps); }
+
+  template <class Backend, tensor T>
+  sde_workspace<T> make_workspace(Backend&, const T& x) const { return sde_workspace<T>(x); }
+
+  template <class Backend, class Model, class Noise, tensor T>
+  void step(Backend& be, Model& model, Noise& noise, sde_workspace<T>& ws, T& x, std::size_t i) const {
+    const double t = m_grid[i];
+    m_corrector.correct(be, model, m_process, noise, ws, x, t);
+    const bool last = i + 1 == m_grid.size();
+    m_predictor.predict(be, model, m_process, noise, ws, x, t, dt(), last && m_options.denoise);
+  }
+
+ private:
+  template <class Policy>
+  static constexpr bool uses_discretization() {
+    if constexpr (requires { Policy::uses_discretization; })
+      return Policy::uses_discretization;
+    else
+      return false;
+  }
+
+  static pc_options resolve(pc_options o, const Process& p) {
+    if (o.steps == 0) o.steps = p.num_steps();
+    // The discrete tables (reverse diffusion, ancestral, Langevin alpha) are indexed by the
+    // process's N; a loop of another length would walk them at the wrong rate.
+    if constexpr (uses_discretization<Predictor>() || uses_discretization<Corrector>())
+      if (o.steps != p.num_steps())
+        throw_invalid("predictor_corrector", "steps", o.steps,
+                      "0 or the process's num_steps() = " + std::to_string(p.num_steps()) +
+                          " (this predictor or corrector reads the process's N-step tables)");
+    return o;
+  }
+
+  static time_grid make_grid(const pc_options& o) {
+    require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < Process::end_time(), "predictor_corrector", "eps", o.eps,
+            "(0, T) = (0, " + detail::format_value(Process::end_time()) + ")");
+    return continuous_grid(o.steps, o.eps, Process::end_time());
+  }
+
+  Process m_process;
+  [[no_unique_address]] Predictor m_predictor;
+  [[no_unique_address]] Corrector m_corrector;
+  pc_options m_options;
+  time_grid m_grid;
+};
+
+/// Euler-Maruyama on the reverse SDE with no corrector (score_sde's EM sampler).
+template <class Process>
+predictor_corrector<Process, euler_maruyama_predictor, no_corrector> euler_maruyama(Process process,
+                                                                                     pc_options options = {}) {
+  return {std::move(process), {}, {}, options};
+}
+
+}  // namespace diffusion

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <diffusion/core.hpp>
+#include <diffusion/process/sde.hpp>
+#include <diffusion/sampler/predictor_corrector.hpp>
+
+#include "support/json.hpp"
+#include "support/mixture_fixture.hpp"
+#include "support/statistics.hpp"
+
+using namespace diffusion;
+using Catch::Matchers::WithinAbs;
+using tensor_d = reference_tensor<double>;
+
+namespace {
+
+double max_rel_excess(const std::vector<double>& got, const std::vector<double>& want, double rtol, double atol) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - want[i]) / (atol + rtol * std::abs(want[i])));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("Euler-Maruyama PC sampling reproduces score_sde's get_pc_sampler update by update",
+          "[sampler][sde][golden]") {
+  const auto golden = test_support::load_json(std::string(DIFFUSION_TEST_DATA_DIR) + "/scoresde_pc_vp_em.json");
+  const vp_sde process(0.1, 20.0, 100);
+  const auto sampler = euler_maruyama(process, {.steps = 100, .eps = 1e-3, .denoise = true});
+  // torch's vectorised linspace rounds a few entries differently from the two-sided scalar formula.
+  const auto timesteps = golden["timesteps"].as_vector();
+  REQUIRE(timesteps.size() == sampler.grid().size());
+  for (std::size_t i = 0; i < timesteps.size(); ++i) CHECK_THAT(sampler.grid()[i], Catch::Matchers::WithinULP(timesteps[i], 2));
+
+  std::vector<std::vector<double>> draws;
+  for (std::size_t k = 0; k < golden["inputs"]["noise"].size(); ++k) draws.push_back(golden["inputs"]["noise"][k].as_flat());
+  REQUIRE(draws.size() == 101);
+  replay_noise noise(draws);
+  reference_backend<double> be;
+
+  tensor_d x({64, 2});
+  process.sample_prior(be, noise, x);  // draw 0
+  CHECK(x.data == golden["inputs"]["x_T"].as_matrix());
+
+  gaussian_mixture_model<vp_sde> model(test::golden_mixture(), process);
+  const auto& updates = golden["per_update"];
+  std::size_t seen = 0;
+  const tensor_d result = sample(sampler, model, be, std::move(x), noise, [&](const step_info<tensor_d>& s) {
+    const auto& rec = updates[s.index];
+    REQUIRE(rec["who"].as_string() == "predictor");
+    REQUIRE_THAT(s.t, Catch::Matchers::WithinULP(rec["t"].as_double(), 2));
+    INFO("update " << s.index << " at t = " << s.t);
+    // The last update returns x_mean (denoise); the others x_mean + g sqrt(-dt) z.
+    const auto& want = s.index + 1 == s.count ? rec["x_mean"] : rec["x"];
+    CHECK(max_rel_excess(s.x.data, want.as_matrix(), 1e-10, 1e-12) <= 1);
+    ++seen;
+  });
+  CHECK(seen == 100);
+  CHECK(noise.remaining() == 0);  // 1 + N draws: the last predictor still consumes its draw
+  CHECK(max_rel_excess(result.data, golden["final_sample_x_mean"].as_matrix(), 1e-10, 1e-12) <= 1);
+}
+
+namespace {
+
+template <class Sampler, class Process>
+void check_reproduces_mixture(const Sampler& sampler, const Process& process, std::size_t n, std::uint64_t seed) {
+  const auto mixture = test::golden_mixture();
+  gaussian_mixture_model<Process> model(mixture, process);
+  reference_backend<double> be;
+  philox_noise noise(seed);
+  tensor_d x({n, 2});
+  process.sample_prior(be, noise, x);
+  const tensor_d out = sample(sampler, model, be, std::move(x), noise);
+  const test::sample_moments m(out.data, 2);
+  const auto true_mean = mixture.mean();
+  const auto true_cov = mixture.covariance();
+  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
+  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
+  const auto frac = test::component_fractions(mixture, out.data);
+  for (std::size_t k = 0; k < 3; ++k) {
+    const double w = mixture.weight(k);
+    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / static_cast<double>(n))));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("predictor-corrector samplers reproduce the mixture", "[sampler][sde][statistics]") {
+  const std::size_t n = 8192;
+  SECTION("VP, Euler-Maruyama, 1000 steps") {
+    const vp_sde p;
+    check_reproduces_mixture(euler_maruyama(p, {.steps = 1000}), p, n, 1);
+  }
+  SECTION("VP, reverse diffusion + Langevin, 500 steps") {
+    const vp_sde p(0.1, 20.0, 500);
+    check_reproduces_mixture(predictor_corrector(p, reverse_diffusion_predictor{}, langevin_corrector{.snr = 0.16}),
+                             p, n, 2);
+  }
+  SECTION("VP, ancestral + annealed Langevin, 500 steps") {
+    const vp_sde p(0.1, 20.0, 500);
+    check_reproduces_mixture(
+        predictor_corrector(p, ancestral_predictor{}, annealed_langevin_corrector{.snr = 0.16}), p, n,
+        3);
+  }
+  SECTION("sub-VP, Euler-Maruyama + Langevin, 1000 steps") {
+    const subvp_sde p;
+    check_reproduces_mixture(predictor_corrector(p, euler_maruyama_predictor{}, langevin_corrector{}),
+                             p, n, 4);
+  }
+  SECTION("VE, reverse diffusion + Langevin, 1000 steps") {
+    const ve_sde p(0.01, 50.0, 1000);
+    check_reproduces_mixture(
+        predictor_corrector(p, reverse_diffusion_predictor{}, langevin_corrector{.snr = 0.16}), p, n,
+        5);
+  }
+}
+
+TEST_CASE("predictor-corrector rejects bad options", "[sampler][sde][errors]") {
+  const vp_sde p;
+  CHECK_THROWS_WITH(predictor_corrector(p, reverse_diffusion_predictor{}, no_corrector{}, {.steps = 10}),
+                    Catch::Matchers::Contains("steps") && Catch::Matchers::Contains("num_steps() = 1000"));
+  CHECK_THROWS_WITH(vp_sde(0.1, 20.0, 0), Catch::Matchers::Contains("num_steps"));
+  CHECK_THROWS_WITH(euler_maruyama(p, {.eps = 0.0}), Catch::Matchers::Contains("eps") && Catch::Matchers::Contains("(0, 1)"));
+  CHECK_THROWS_WITH(euler_maruyama(p, {.eps = 1.5}), Catch::Matchers::Contains("eps"));
+  CHECK_THROWS_WITH(predictor_corrector(p, euler_maruyama_predictor{}, langevin_corrector{.snr = 0.0}),
+                    Catch::Matchers::Contains("snr") && Catch::Matchers::Contains("(0, inf)"));
+  CHECK_THROWS_WITH(predictor_corrector(p, euler_maruyama_predictor{}, annealed_langevin_corrector{.snr = -1.0}),
+                    Catch::Matchers::Contains("snr"));
+}
