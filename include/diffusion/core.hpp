@@ -7,6 +7,7 @@
 #include "core/noise.hpp"
 #include "core/observer.hpp"
 #include "core/linspace.hpp"
+#include "core/reduce.hpp"
 #include "core/time_grid.hpp"
 
 #include "random/random.hpp"

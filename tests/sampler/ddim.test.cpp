@@ -165,3 +165,19 @@ TEST_CASE("ddim at zero terminal SNR: exact with a v model, an explicit error wi
     CHECK_THROWS_AS(sample(sampler, model, be, normal_batch(4, 5), philox_noise(6)), std::domain_error);
   }
 }
+
+TEST_CASE("ddim set_alpha_to_one decides the last step's alpha_bar_prev", "[sampler][ddim]") {
+  // A one-entry grid {0}: with alpha_bar_prev = 1 the step returns x0_hat = E[x0 | x]; with
+  // alpha_bar_prev = alpha_bar(0) it maps x_0 to itself, since x = sqrt(abar_0) x0_hat + sqrt(1 - abar_0) eps.
+  const auto process = vp_discrete::linear();
+  gaussian_mixture_model<vp_discrete, x0_param> denoiser(test::golden_mixture(), process);
+  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  reference_backend<double> be;
+  const auto x = normal_batch(32, 9);
+  const tensor_d to_one = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = true}), model, be, x, philox_noise(0));
+  tensor_d x0_hat = x;
+  denoiser(x, 0.0, x0_hat);
+  CHECK(max_abs_diff(to_one.data, x0_hat.data) < 1e-12);
+  const tensor_d to_abar0 = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = false}), model, be, x, philox_noise(0));
+  CHECK(max_abs_diff(to_abar0.data, x.data) < 1e-12);
+}

@@ -13,6 +13,7 @@
 
 #include "../core/errors.hpp"
 #include "../core/noise.hpp"
+#include "../core/reduce.hpp"
 #include "../core/tensor.hpp"
 #include "../core/time_grid.hpp"
 #include "../model/parameterization.hpp"
@@ -44,20 +45,6 @@ void evaluate_score(Backend& be, Model& model, const Process& p, const T& x, dou
     const double alpha = p.alpha(t), sigma = p.sigma(t);
     be.lincomb(ws.prediction, S(1.0 / alpha), x, S(sigma * sigma / alpha), ws.score);
   }
-}
-
-/// Mean over the batch of the per-sample Euclidean norms of x, in double.
-template <tensor T>
-double mean_sample_norm(const T& x) {
-  const auto e = elements(x);
-  const std::size_t batch = batch_size(x), d = sample_size(x);
-  double total = 0.0;
-  for (std::size_t b = 0; b < batch; ++b) {
-    double sq = 0.0;
-    for (std::size_t j = b * d; j < (b + 1) * d; ++j) sq += static_cast<double>(e[j]) * static_cast<double>(e[j]);
-    total += std::sqrt(sq);
-  }
-  return total / static_cast<double>(batch);
 }
 
 }  // namespace detail
@@ -158,7 +145,7 @@ struct langevin_corrector {
     for (std::size_t k = 0; k < steps; ++k) {
       detail::evaluate_score(be, model, p, x, t, ws);
       draw_normal(be, noise, ws.noise);
-      const double ratio = snr * detail::mean_sample_norm(ws.noise) / detail::mean_sample_norm(ws.score);
+      const double ratio = snr * mean_sample_norm(ws.noise) / mean_sample_norm(ws.score);
       const double step = 2.0 * alpha * ratio * ratio;
       be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
     }
