@@ -67,9 +67,19 @@ void call_model(Model& model, const T& x, double t, T& out) {
   require_same_shape(out, x, "model", "output");
 }
 
+namespace detail {
+template <class Model>
+constexpr parameterization declared_parameterization() {
+  if constexpr (requires { std::remove_cvref_t<Model>::parameterization::kind; })
+    return std::remove_cvref_t<Model>::parameterization::kind;
+  else
+    return parameterization::eps;  // unreachable in a valid program: call_model's static_assert fires first
+}
+}  // namespace detail
+
 /// What `Model` predicts.
 template <class Model>
-inline constexpr parameterization parameterization_of = std::remove_cvref_t<Model>::parameterization::kind;
+inline constexpr parameterization parameterization_of = detail::declared_parameterization<Model>();
 
 /// Evaluates `model` at (x, t) and converts its output into parameterization `Want` using the
 /// process's alpha(t), sigma(t) (the one place conversions happen: convert_coefficients).

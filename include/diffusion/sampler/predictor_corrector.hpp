@@ -106,14 +106,16 @@ struct ancestral_predictor {
     static_assert(has_ancestral_step<Process>,
                   "ancestral_predictor needs process.ancestral_step(t) (vp_sde and ve_sde provide it; sub-VP has no "
                   "ancestral step, as in score_sde): use euler_maruyama_predictor or reverse_diffusion_predictor");
-    using S = scalar_of<T>;
-    detail::evaluate_score(be, model, p, x, t, ws);
-    draw_normal(be, noise, ws.noise);
-    const ancestral_coefficients c = p.ancestral_step(t);
-    if (return_mean)
-      be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score);
-    else
-      be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std), ws.noise);
+    if constexpr (has_ancestral_step<Process>) {
+      using S = scalar_of<T>;
+      detail::evaluate_score(be, model, p, x, t, ws);
+      draw_normal(be, noise, ws.noise);
+      const ancestral_coefficients c = p.ancestral_step(t);
+      if (return_mean)
+        be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score);
+      else
+        be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std), ws.noise);
+    }
   }
 };
 
