@@ -179,6 +179,15 @@ struct annealed_langevin_corrector {
   }
 };
 
+/// Whether a predictor or corrector reads the process's N-step tables.
+template <class Policy>
+constexpr bool uses_discretization() {
+  if constexpr (requires { Policy::uses_discretization; })
+    return Policy::uses_discretization;
+  else
+    return false;
+}
+
 struct pc_options {
   /// N: the number of predictor steps, over linspace(T, eps, N) with dt = -T/N (REFERENCE.md 11-12).
   /// 0 takes the process's num_steps(), as score_sde does (one N for the tables and the loop).
@@ -193,9 +202,16 @@ struct pc_options {
 /// runs first, then the predictor. Any predictor combines with any corrector at compile time.
 template <class Process, class Predictor = euler_maruyama_predictor, class Corrector = no_corrector>
 class predictor_corrector {
-  static_assert(sde_process<Process>,
-                "predictor_corrector needs a continuous-time SDE process (diffusion::vp_sde, subvp_sde, ve_sde): "
-                "for discrete DDPM processes use diffusion::ddpm_ancestral or diffusion::ddim");
+  static_assert(continuous_process<Process> && has_sde_coefficients<Process> &&
+                    requires { { Process::end_time() } -> std::convertible_to<double>; },
+                "predictor_corrector needs a continuous-time SDE process with drift_scale(t), diffusion(t) and a "
+                "static end_time() (diffusion::vp_sde, subvp_sde, ve_sde): for discrete DDPM processes use "
+                "diffusion::ddpm_ancestral or diffusion::ddim");
+  static_assert(!(uses_discretization<Predictor>() || uses_discretization<Corrector>()) ||
+                    has_sde_discretization<Process>,
+                "this predictor or corrector reads the process's N-step discretization (num_steps(), "
+                "discrete_index(t), discretize(t), langevin_alpha(t)), which the process does not provide: use "
+                "euler_maruyama_predictor with no_corrector, or add those members to the process");
 
  public:
   using process_type = Process;
@@ -228,16 +244,13 @@ class predictor_corrector {
   }
 
  private:
-  template <class Policy>
-  static constexpr bool uses_discretization() {
-    if constexpr (requires { Policy::uses_discretization; })
-      return Policy::uses_discretization;
-    else
-      return false;
-  }
-
   static pc_options resolve(pc_options o, const Process& p) {
-    if (o.steps == 0) o.steps = p.num_steps();
+    if constexpr (has_sde_discretization<Process>) {
+      if (o.steps == 0) o.steps = p.num_steps();
+    } else {
+      require(o.steps >= 1, "predictor_corrector", "steps", o.steps,
+              "at least 1 (the process has no num_steps() to take it from)");
+    }
     // The discrete tables (reverse diffusion, ancestral, Langevin alpha) are indexed by the
     // process's N; a loop of another length would walk them at the wrong rate.
     if constexpr (uses_discretization<Predictor>() || uses_discretization<Corrector>())
