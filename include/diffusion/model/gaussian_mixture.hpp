@@ -127,6 +127,26 @@ class gaussian_mixture {
       }
   }
 
+  /// The divergence of the score, tr(Hessian of log p_t)(x) =
+  ///   sum_k r_k (|g_k|^2 - sum_d 1/v_kd) - |score|^2,  g_k = (alpha mu_k - x)/v_k,
+  /// (differentiate score = sum_k r_k g_k with grad r_k = r_k (g_k - score)); it enters the
+  /// probability-flow likelihood (Song et al. 2021, Eq. 39). r (size K) is scratch.
+  double score_divergence(std::span<const double> x, double alpha, double sigma, std::span<double> r) const {
+    responsibilities(x, alpha, sigma, r);
+    double sum_rk = 0.0, score_sq = 0.0;
+    for (std::size_t d = 0; d < m_dim; ++d) {
+      double s = 0.0;
+      for (std::size_t k = 0; k < components(); ++k) {
+        const double v = alpha * alpha * std_dev(k, d) * std_dev(k, d) + sigma * sigma;
+        const double g = (alpha * mean(k, d) - x[d]) / v;
+        s += r[k] * g;
+        sum_rk += r[k] * (g * g - 1.0 / v);
+      }
+      score_sq += s * s;
+    }
+    return sum_rk - score_sq;
+  }
+
   /// Exact samples of the data into tensor `out` (shape [B, D]); one uniform draw picks the
   /// components, one normal draw the offsets.
   template <class Noise, tensor T>
@@ -211,6 +231,27 @@ class gaussian_mixture_model {
       for (std::size_t d = 0; d < D; ++d) m_x[d] = static_cast<double>(xe[b * D + d]);
       evaluate(alpha, sigma);
       for (std::size_t d = 0; d < D; ++d) oe[b * D + d] = static_cast<scalar_of<T>>(m_out[d]);
+    }
+  }
+
+  /// The exact divergence of the score, tr(Hessian of log p_t)(x), of every batch sample of x into
+  /// out (one entry per sample), whatever Param the model predicts: the probability-flow
+  /// log-likelihood (likelihood/log_likelihood.hpp) uses it instead of a Hutchinson estimate.
+  template <tensor T>
+  void score_divergence(const T& x, double t, std::span<double> out) {
+    if (sample_size(x) != m_mixture.dim())
+      throw_invalid("gaussian_mixture_model::score_divergence", "elements per sample", sample_size(x),
+                    "the mixture dimension, " + std::to_string(m_mixture.dim()));
+    if (out.size() != batch_size(x))
+      throw_invalid("gaussian_mixture_model::score_divergence", "out.size()", out.size(),
+                    "the batch size of x, " + std::to_string(batch_size(x)));
+    const double alpha = m_process.alpha(t);
+    const double sigma = m_process.sigma(t);
+    const auto xe = elements(x);
+    const std::size_t D = m_mixture.dim();
+    for (std::size_t b = 0; b < batch_size(x); ++b) {
+      for (std::size_t d = 0; d < D; ++d) m_x[d] = static_cast<double>(xe[b * D + d]);
+      out[b] = m_mixture.score_divergence(m_x, alpha, sigma, m_r);
     }
   }
 

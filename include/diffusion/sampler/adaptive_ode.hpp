@@ -46,8 +46,8 @@ struct adaptive_result {
 /// Controls of the adaptive Dormand-Prince solver.
 struct adaptive_options {
   /// Relative and absolute tolerances of the local error: a step is accepted when
-  /// RMS_j(err_j / (atol + rtol max(|x_j|, |x_new_j|))) <= 1 (Hairer, Norsett & Wanner 1993,
-  /// Eq. II.4.11). score_sde's ODE sampler and likelihood use 1e-5 for both.
+  /// RMS_j(err_j / (atol + rtol max(|x_j|, |x_new_j|))) < 1 over all elements (Hairer, Norsett &
+  /// Wanner 1993, Sec. II.4, Eqs. 4.10-4.11). score_sde's ODE sampler and likelihood use 1e-5 for both.
   double rtol = 1e-5;
   double atol = 1e-5;
   /// Sampling runs from T down to eps; inversion from eps up to T.
@@ -98,9 +98,10 @@ struct dopri5_tableau {
   static constexpr double error_exponent = -1.0 / 5.0;
 };
 
-/// scipy's step-size controller constants (scipy.integrate._ivp.rk): a new step is
-/// h min(max_factor, safety err^(-1/5)) after acceptance, h max(min_factor, safety err^(-1/5)) after
-/// rejection, and at most h right after a rejection.
+/// The step-size controller (Hairer et al. 1993, Sec. II.4, Eqs. 4.12-4.13) with scipy's constants
+/// (scipy.integrate._ivp.rk): the next step is h min(max_factor, safety err^(-1/5)) after an
+/// acceptance, h max(min_factor, safety err^(-1/5)) after a rejection, and at most h right after a
+/// rejection.
 inline constexpr double step_safety = 0.9;
 inline constexpr double step_min_factor = 0.2;
 inline constexpr double step_max_factor = 10.0;
@@ -245,7 +246,8 @@ class dopri5_solver {
   }
 
   /// RMS over all tensor and auxiliary elements of err_j / (atol + rtol max(|x_j|, |x_new_j|)), with
-  /// err = h sum_i e_i k_i the embedded error estimate (Hairer et al. 1993, Eq. II.4.11), in double.
+  /// err = h sum_i e_i k_i the embedded error estimate (Hairer et al. 1993, Sec. II.4, Eqs. 4.10-4.11),
+  /// in double.
   double error_norm(const T& x, const T& x_new, std::span<const double> aux, double h, const ode_controls& ctl) {
     using tab = dopri5_tableau;
     const auto xe = elements(x);
@@ -297,6 +299,7 @@ class dopri5_solver {
       d0 = std::sqrt(d0 / n);
       d1 = std::sqrt(d1 / n);
     }
+    if (!std::isfinite(d1)) throw_not_finite(t0);
     double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     h0 = std::min(h0, interval);
     const double direction = t1 > t0 ? 1.0 : -1.0;
@@ -313,6 +316,7 @@ class dopri5_solver {
       for (std::size_t m = 0; m < m_aux_size; ++m) d2 += sq((aux_k(1)[m] - aux_k(0)[m]) / scale(aux[m]));
       d2 = std::sqrt(d2 / n) / h0;
     }
+    if (!std::isfinite(d2)) throw_not_finite(t_probe);
     const double h1 = (d1 <= 1e-15 && d2 <= 1e-15) ? std::max(1e-6, h0 * 1e-3)
                                                    : std::pow(0.01 / std::max(d1, d2), 1.0 / 5.0);
     return std::min({100.0 * h0, h1, interval});
@@ -325,6 +329,10 @@ class dopri5_solver {
                              " attempted steps did not reach t = " + format_value(t1) + " from t = " +
                              format_value(t0) + " (stopped at t = " + format_value(t) +
                              "); raise max_steps or loosen rtol/atol");
+  }
+  [[noreturn]] static void throw_not_finite(double t) {
+    throw std::runtime_error("dormand_prince: the right-hand side is not finite at t = " + format_value(t) +
+                             " (the model returned non-finite values)");
   }
   [[noreturn]] static void throw_underflow(double h_abs, double t) {
     throw std::runtime_error("dormand_prince: the step size fell to " + format_value(h_abs) + " at t = " +

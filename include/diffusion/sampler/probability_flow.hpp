@@ -27,7 +27,7 @@
 
 namespace diffusion {
 
-/// Scratch space of the fixed-step probability-flow samplers: `Stages` tensors for the method's
+/// Scratch space of the fixed-step probability-flow samplers: `Scratch` tensors for the method's
 /// intermediate drifts and stage points, plus x0_hat for observers; made once per run.
 template <tensor T, std::size_t Scratch>
 struct probability_flow_workspace {
