@@ -36,3 +36,4 @@
 #include "sampler/ddpm.hpp"
 #include "sampler/ddim.hpp"
 #include "sampler/predictor_corrector.hpp"
+#include "sampler/adaptive_sde.hpp"
