@@ -175,6 +175,71 @@ TEST_CASE("with the exact divergence, the likelihood is the exact log-density at
   SECTION("VE") { check_against_exact(ve_sde(0.01, 50.0), tol, 256, 3); }
 }
 
+// v^T (Hessian of log p_t) v for the mixture, in closed form:
+// H = sum_k r_k (g_k g_k^T - diag(1/v_k)) - score score^T, g_k = (alpha mu_k - x)/v_k.
+double exact_vhv(const gaussian_mixture& m, std::span<const double> x, std::span<const double> v, double alpha,
+                 double sigma) {
+  std::vector<double> r(m.components()), score(m.dim());
+  m.score(x, alpha, sigma, r, score);
+  double total = 0.0, sv = 0.0;
+  for (std::size_t k = 0; k < m.components(); ++k) {
+    double gv = 0.0, curvature = 0.0;
+    for (std::size_t d = 0; d < m.dim(); ++d) {
+      const double var = alpha * alpha * m.std_dev(k, d) * m.std_dev(k, d) + sigma * sigma;
+      gv += (alpha * m.mean(k, d) - x[d]) / var * v[d];
+      curvature += v[d] * v[d] / var;
+    }
+    total += r[k] * (gv * gv - curvature);
+  }
+  for (std::size_t d = 0; d < m.dim(); ++d) sv += score[d] * v[d];
+  return total - sv * sv;
+}
+
+TEST_CASE("the central-difference v^T J v is accurate in double and float", "[likelihood][hutchinson]") {
+  // One evaluation of the Hutchinson right-hand side against v^T H v in closed form. The step rule
+  // of divergence.hpp predicts a relative error ~ (eps max(sigma, |x|) / sigma)^(2/3): ~1e-10 in
+  // double and ~4e-4 in float at VP's sigma(1e-5) = 1e-3 (a step of eps^(1/3) sigma alone would
+  // give ~1e-2 in float there, measured 7e-3).
+  const vp_sde p;
+  const auto mixture = test::golden_mixture();
+  gaussian_mixture_model<vp_sde, score_param> model(mixture, p);
+  auto check = [&](auto scalar, double t, double rel_tol) {
+    using S = decltype(scalar);
+    using T = reference_tensor<S>;
+    reference_backend<S> be;
+    const std::size_t n = 256;
+    const tensor_d xd = perturbed_data(p, t, n, 17);
+    T x({n, 2}), v({n, 2}), dx({n, 2});
+    for (std::size_t i = 0; i < xd.data.size(); ++i) x.data[i] = static_cast<S>(xd.data[i]);
+    philox_noise noise(5);
+    rademacher_probe::draw(be, noise, v);
+    detail::hutchinson_likelihood_rhs<vp_sde, decltype(model), T> rhs(
+        p, model, x, v, hutchinson_estimator<>{}.template step_for<S>());
+    std::vector<double> d_delta(n);
+    rhs(be, x, t, dx, d_delta);
+    const double f = p.drift_scale(t), c = -0.5 * p.diffusion(t) * p.diffusion(t);
+    double err = 0.0, norm = 0.0;
+    for (std::size_t b = 0; b < n; ++b) {
+      std::vector<double> xb(2), vb(2);
+      for (std::size_t d = 0; d < 2; ++d) {
+        xb[d] = static_cast<double>(x.data[2 * b + d]);
+        vb[d] = static_cast<double>(v.data[2 * b + d]);
+      }
+      const double vjv = (d_delta[b] - 2.0 * f) / c;
+      const double want = exact_vhv(mixture, xb, vb, p.alpha(t), p.sigma(t));
+      err += (vjv - want) * (vjv - want);
+      norm += want * want;
+    }
+    const double rel = std::sqrt(err / norm);
+    INFO((sizeof(S) == 4 ? "float" : "double") << " at t = " << t << ": relative RMS error " << rel);
+    CHECK(rel < rel_tol);
+  };
+  for (double t : {1e-5, 1e-3, 0.1, 0.9}) {
+    check(0.0, t, 1e-8);
+    check(0.0f, t, 4e-3);
+  }
+}
+
 TEST_CASE("the Hutchinson estimate averages to the exact-divergence likelihood", "[likelihood][hutchinson]") {
   // 8 points, each repeated 512 times in one batch so every copy gets its own probe (the probes
   // are one draw over the whole batch). The mean over a point's copies must match the exact-
@@ -218,6 +283,35 @@ TEST_CASE("the Hutchinson estimate averages to the exact-divergence likelihood",
   SECTION("Rademacher probes") { check(hutchinson_estimator<rademacher_probe>{}, 11); }
   SECTION("Gaussian probes") { check(hutchinson_estimator<gaussian_probe>{}, 12); }
   SECTION("an explicit finite-difference step") { check(hutchinson_estimator<>{.relative_step = 1e-4}, 13); }
+}
+
+TEST_CASE("the likelihood in float agrees with double", "[likelihood][float]") {
+  // float tensors, double bookkeeping: the state's rounding (6e-8 relative) is far below the
+  // solver's tolerance, so float and double agree to the ODE error (~1e-2 nats at 1e-5, above).
+  const vp_sde p;
+  gaussian_mixture_model<vp_sde, score_param> model(test::golden_mixture(), p);
+  const tensor_d x = perturbed_data(p, 1e-5, 64, 4);
+  reference_tensor<float> xf({64, 2});
+  for (std::size_t i = 0; i < x.data.size(); ++i) xf.data[i] = static_cast<float>(x.data[i]);
+  reference_backend<double> be;
+  reference_backend<float> bef;
+  const auto want = log_likelihood(p, model, be, x, {.rtol = 1e-9, .atol = 1e-9});
+  const auto exact = log_likelihood(p, model, bef, xf);
+  for (std::size_t b = 0; b < 64; ++b) CHECK_THAT(exact.log_density[b], WithinAbs(want.log_density[b], 2e-2));
+  // Rademacher signs come from the top bit of each noise word, so float and double get the same
+  // probes: the two Hutchinson estimates differ by the ODE error and the float central
+  // differences' (eps m / sigma)^(2/3) ~ (6e-8 * 2 / 1e-3)^(2/3) ~ 2e-3 relative error, where the
+  // score varies fastest.
+  const auto hutchinson = log_likelihood(p, model, bef, xf, hutchinson_estimator<>{}, philox_noise(2));
+  const auto hutchinson_double =
+      log_likelihood(p, model, be, x, hutchinson_estimator<>{}, philox_noise(2), {.rtol = 1e-9, .atol = 1e-9});
+  double worst = 0.0;
+  for (std::size_t b = 0; b < 64; ++b) {
+    worst = std::max(worst, std::abs(hutchinson.log_density[b] - hutchinson_double.log_density[b]));
+    CHECK_THAT(hutchinson.log_density[b], WithinAbs(hutchinson_double.log_density[b], 2e-2));
+  }
+  INFO("largest float-double difference of the Hutchinson estimates: " << worst);
+  CHECK(worst > 0.0);
 }
 
 TEST_CASE("probes: Rademacher entries are +-1, Gaussian ones standard normal; one draw each", "[likelihood][hutchinson]") {

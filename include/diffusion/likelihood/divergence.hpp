@@ -52,14 +52,21 @@ struct gaussian_probe {
 ///
 /// J v of the score is taken by central differences, (score(x + h v) - score(x - h v)) / (2h), at
 /// three model calls per evaluation of the ODE (the score itself and the two shifted points).
-/// Step: h = relative_step * sigma(t). p_t is the data smoothed by N(0, sigma(t)^2 I), so sigma(t) is
-/// the smallest length on which the score can vary; with that length the truncation error
-/// O((h/sigma)^2) and the rounding error O(eps_machine sigma/h) balance at relative_step =
-/// eps_machine^(1/3) (~6e-6 in double, ~5e-3 in float), the default.
+///
+/// The step: h = relative_step * sigma^(2/3) * max(sigma, |x|_rms)^(1/3), with sigma = sigma(t) and
+/// |x|_rms the root mean square of the state's elements. p_t is the data smoothed by
+/// N(0, sigma^2 I), so sigma is the smallest length on which the score can vary: the relative
+/// truncation error is O((h/sigma)^2). The relative rounding error is O(eps m / h) with
+/// m = max(sigma, |x|): x + h v is rounded to eps |x|, and the score itself to eps |score|
+/// ~ eps sigma |J v|. The sum is smallest at h ~ eps^(1/3) sigma^(2/3) m^(1/3), hence the default
+/// relative_step = eps^(1/3) (~6e-6 in double, ~5e-3 in float) and the error
+/// O((eps m / sigma)^(2/3)); a plain h ~ sigma would leave eps |x| / h, e.g. 3% in float for
+/// |x| = 2 at VP's sigma(1e-5) = 1e-3.
 template <class Probe = rademacher_probe>
 struct hutchinson_estimator {
   using probe_type = Probe;
-  /// h / sigma(t); 0 means the cube root of the machine epsilon of the tensor's scalar type.
+  /// h / (sigma^(2/3) max(sigma, |x|_rms)^(1/3)); 0 means the cube root of the machine epsilon of
+  /// the tensor's scalar type.
   double relative_step = 0.0;
 
   void validate(const char* where) const {

@@ -10,6 +10,7 @@
 // provides the divergence of its score, otherwise a Hutchinson estimate (divergence.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "../core/errors.hpp"
+#include "../core/reduce.hpp"
 #include "../core/tensor.hpp"
 #include "../model/predictor.hpp"
 #include "../process/sde.hpp"
@@ -93,7 +95,8 @@ class exact_likelihood_rhs {
 };
 
 /// The joint right-hand side with a Hutchinson estimate of tr(grad score) per sample:
-///   v^T J v ~ v . (score(y + h v) - score(y - h v)) / (2h),  h = relative_step sigma(t).
+///   v^T J v ~ v . (score(y + h v) - score(y - h v)) / (2h),
+///   h = relative_step sigma^(2/3) max(sigma, |y|_rms)^(1/3)  (the choice is argued in divergence.hpp).
 /// The drift's linear part has the exact trace f D, so only the score's Jacobian is estimated
 /// (score_sde estimates the whole drift's: the same number for Rademacher probes, where |v|^2 = D,
 /// and a smaller variance for Gaussian ones).
@@ -113,7 +116,9 @@ class hutchinson_likelihood_rhs {
     const reverse_coefficients c = flow_coefficients(m_process, t);
     be.lincomb(dy, S(c.x_coef), y, S(c.score_coef), m_score);
 
-    const double h = m_relative_step * m_process.sigma(t);
+    const double sigma = m_process.sigma(t);
+    const double rms = std::sqrt(squared_norm(y) / static_cast<double>(size(y)));
+    const double h = m_relative_step * std::cbrt(sigma * sigma * std::max(sigma, rms));  // divergence.hpp
     be.lincomb(m_point, S(1), y, S(h), m_probe);
     flow_score(be, m_model, m_process, m_point, t, m_plus);
     be.lincomb(m_point, S(1), y, S(-h), m_probe);
