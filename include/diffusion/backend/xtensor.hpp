@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+// The xtensor backend: tensor_traits for row-major xt::xtensor, xt::xarray and xtensor_buffer (an
+// xt::xtensor_adaptor that either owns its elements or borrows a user's buffer), and a backend whose
+// every operation is one `xt::noalias(y) = expr` assignment. This is one of the two places in the
+// library that may include xtensor (DESIGN.md, Layers); it does not include Eigen.
+//
+// Sampling a user's buffer in place. A sampler makes its scratch tensors with make_like(x), which
+// must return the type of x. An adaptor from `xt::adapt(ptr, n, xt::no_ownership(), shape)` cannot
+// own memory, so it cannot be that type. xtensor_buffer<S, Rank> can: it is the adaptor
+// `xt::adapt_smart_ptr` builds, over a pointer plus a std::shared_ptr<void> owner. make_like gives
+// it an owning allocation; borrow_xtensor(ptr, shape) or borrow_xtensor(adaptor) gives it the user's
+// pointer and an empty owner, with no copy and no allocation. A copy of an xtensor_buffer is another
+// handle to the same elements (as a copy of any xtensor adaptor over a raw buffer is), so
+// `sample(sampler, model, be, borrow_xtensor(ptr, shape), noise)` takes x by value and still writes
+// every step into the user's buffer, which holds x_0 at the end.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xbuffer_adaptor.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "../core/errors.hpp"
+#include "../core/tensor.hpp"
+
+namespace diffusion {
+
+/// A row-major tensor of rank `Rank` over elements held by a std::shared_ptr<void> owner: either
+/// its own allocation (from make_like) or a user's buffer with an empty owner (from borrow_xtensor).
+/// It is the type `xt::adapt_smart_ptr(ptr, shape, std::shared_ptr<void>{...})` returns for a
+/// row-major std::array shape.
+///
+/// Copies and assignments from another xtensor_buffer rebind the handle, they do not copy elements
+/// (as for every xtensor adaptor over a raw buffer); assigning an expression writes elements.
+template <class Scalar, std::size_t Rank>
+using xtensor_buffer =
+    xt::xtensor_adaptor<xt::xbuffer_adaptor<Scalar*, xt::smart_ownership, std::shared_ptr<void>>, Rank,
+                        xt::layout_type::row_major>;
+
+namespace detail {
+
+template <class Shape>
+std::string xtensor_shape_string(const Shape& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// What every row-major, contiguous xtensor type shares: the elements are data()[0, size()), and
+/// dimension 0 is the batch (a rank-0 xarray is one sample, as a rank-0 reference_tensor is).
+template <class T>
+struct xtensor_traits_base {
+  using scalar_type = typename T::value_type;
+  static std::size_t size(const T& x) { return x.size(); }
+  static std::size_t batch_size(const T& x) { return x.dimension() == 0 ? 1 : x.shape()[0]; }
+  static bool same_shape(const T& a, const T& b) { return std::ranges::equal(a.shape(), b.shape()); }
+  static std::span<scalar_type> elements(T& x) { return {x.data(), x.size()}; }
+  static std::span<const scalar_type> elements(const T& x) { return {x.data(), x.size()}; }
+  static std::string shape_string(const T& x) { return xtensor_shape_string(x.shape()); }
+};
+
+}  // namespace detail
+
+/// Row-major xt::xtensor (xt::xtensor<S, N> with the default layout): dimension 0 is the batch and
+/// each sample's elements are contiguous. Column-major and dynamic layouts are deliberately not
+/// supported: there the batch index would not be the slowest-moving one.
+template <class EC, std::size_t N>
+  requires(N >= 1)
+struct tensor_traits<xt::xtensor_container<EC, N, xt::layout_type::row_major, xt::xtensor_expression_tag>>
+    : detail::xtensor_traits_base<xt::xtensor_container<EC, N, xt::layout_type::row_major, xt::xtensor_expression_tag>> {
+  using T = xt::xtensor_container<EC, N, xt::layout_type::row_major, xt::xtensor_expression_tag>;
+  static T make_like(const T& x) { return T(x.shape()); }
+};
+
+/// Row-major xt::xarray (xt::xarray<S> with the default layout).
+template <class EC, class SC>
+struct tensor_traits<xt::xarray_container<EC, xt::layout_type::row_major, SC, xt::xtensor_expression_tag>>
+    : detail::xtensor_traits_base<xt::xarray_container<EC, xt::layout_type::row_major, SC, xt::xtensor_expression_tag>> {
+  using T = xt::xarray_container<EC, xt::layout_type::row_major, SC, xt::xtensor_expression_tag>;
+  static T make_like(const T& x) { return T(x.shape()); }
+};
+
+/// xtensor_buffer: make_like allocates a new buffer that the result owns, whatever x's owner.
+template <class Scalar, std::size_t Rank>
+  requires(Rank >= 1)
+struct tensor_traits<xtensor_buffer<Scalar, Rank>> : detail::xtensor_traits_base<xtensor_buffer<Scalar, Rank>> {
+  using T = xtensor_buffer<Scalar, Rank>;
+  static T make_like(const T& x) {
+    const std::size_t n = x.size();
+    std::shared_ptr<Scalar[]> memory = std::make_shared_for_overwrite<Scalar[]>(n);
+    Scalar* data = memory.get();
+    return T(typename T::storage_type(data, n, std::shared_ptr<void>(std::move(memory))), x.shape());
+  }
+};
+
+/// Wraps the user's buffer data[0, product(shape)) as an xtensor_buffer without copying it: the
+/// result (and every copy of it) reads and writes that buffer, which must outlive them.
+template <class Scalar, std::size_t Rank>
+  requires(Rank >= 1)
+xtensor_buffer<Scalar, Rank> borrow_xtensor(Scalar* data, const std::array<std::size_t, Rank>& shape) {
+  std::size_t n = 1;
+  for (std::size_t e : shape) n *= e;
+  using T = xtensor_buffer<Scalar, Rank>;
+  // An empty owner: the aliasing-free shared_ptr<void>{} deletes nothing and allocates nothing.
+  return T(typename T::storage_type(data, n, std::shared_ptr<void>{}), shape);
+}
+
+/// Wraps the elements of a row-major xtensor container or adaptor of static rank (e.g. the result
+/// of `xt::adapt(ptr, n, xt::no_ownership(), shape)`, or an xt::xtensor) as an xtensor_buffer over
+/// the same memory, without copying. `e` must outlive the result, and must not be resized meanwhile.
+template <class E>
+  requires(!std::is_const_v<E> && E::static_layout == xt::layout_type::row_major &&
+           requires(E& e) {
+             { e.data() } -> std::convertible_to<typename E::value_type*>;
+             std::tuple_size<typename E::shape_type>::value;
+           })
+auto borrow_xtensor(E& e) {
+  constexpr std::size_t rank = std::tuple_size<typename E::shape_type>::value;
+  std::array<std::size_t, rank> shape;
+  std::copy(e.shape().begin(), e.shape().end(), shape.begin());
+  return borrow_xtensor<typename E::value_type, rank>(e.data(), shape);
+}
+
+/// The xtensor backend over `Tensor`, one of xt::xtensor<S, N>, xt::xarray<S> or
+/// xtensor_buffer<S, N> (row-major; see the aliases below).
+///
+/// Every operation is one `xt::noalias(y) = expr` assignment: one fused pass over memory with no
+/// temporaries. noalias skips xtensor's overlap check (which would evaluate into a temporary); that
+/// is sound because every operation is elementwise, so y may alias any input. Sums are formed left
+/// to right, `x1*a1 + x2*a2 + ...`, exactly as the reference backend forms them, so the two agree
+/// bit for bit unless the compiler contracts a*b + c into a fused multiply-add. Single-threaded.
+///
+/// \tparam Tensor  the tensor type; its scalar is float or double.
+template <class Tensor>
+class basic_xtensor_backend {
+  static_assert(tensor<Tensor>,
+                "diffusion::basic_xtensor_backend: Tensor must be a row-major xt::xtensor<S, N> (N >= 1), "
+                "xt::xarray<S> or diffusion::xtensor_buffer<S, N> (is XTENSOR_DEFAULT_LAYOUT column-major?)");
+  static_assert(std::is_floating_point_v<scalar_of<Tensor>>,
+                "diffusion::basic_xtensor_backend: the scalar type must be float or double");
+
+ public:
+  using tensor_type = Tensor;
+  using scalar_type = scalar_of<Tensor>;
+
+  /// y = a1*x1, elementwise. All tensors must have y's shape.
+  void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1) const {
+    check_terms(y, x1);
+    xt::noalias(y) = x1 * a1;
+  }
+  /// y = a1*x1 + a2*x2, in one pass; y may alias x1 or x2.
+  void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2) const {
+    check_terms(y, x1, x2);
+    xt::noalias(y) = x1 * a1 + x2 * a2;
+  }
+  /// y = a1*x1 + a2*x2 + a3*x3, in one pass; y may alias any x_k.
+  void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2,
+               scalar_type a3, const tensor_type& x3) const {
+    check_terms(y, x1, x2, x3);
+    xt::noalias(y) = x1 * a1 + x2 * a2 + x3 * a3;
+  }
+  /// y = a1*x1 + a2*x2 + a3*x3 + a4*x4, in one pass; y may alias any x_k.
+  void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2,
+               scalar_type a3, const tensor_type& x3, scalar_type a4, const tensor_type& x4) const {
+    check_terms(y, x1, x2, x3, x4);
+    xt::noalias(y) = x1 * a1 + x2 * a2 + x3 * a3 + x4 * a4;
+  }
+
+  /// y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...]: one coefficient pair per batch sample s, in one
+  /// pass (the coefficients, viewed as [B, 1], are broadcast over [B, D] views of the tensors; the
+  /// views adapt the existing memory). y may alias x1 or x2.
+  void lincomb_per_sample(tensor_type& y, std::span<const scalar_type> a, const tensor_type& x1,
+                          std::span<const scalar_type> b, const tensor_type& x2) const {
+    constexpr std::string_view where = "xtensor_backend::lincomb_per_sample";
+    check_shape(where, "x1", y, x1);
+    check_shape(where, "x2", y, x2);
+    const std::size_t batch = traits::batch_size(y);
+    check_coefficients(where, "a.size()", a, batch);
+    check_coefficients(where, "b.size()", b, batch);
+    if (batch == 0 || y.size() == 0) return;
+
+    const std::array<std::size_t, 2> matrix{batch, y.size() / batch};
+    const std::array<std::size_t, 2> column{batch, 1};
+    auto y2 = xt::adapt(y.data(), y.size(), xt::no_ownership(), matrix);
+    const auto x1_2 = xt::adapt(x1.data(), x1.size(), xt::no_ownership(), matrix);
+    const auto x2_2 = xt::adapt(x2.data(), x2.size(), xt::no_ownership(), matrix);
+    const auto a2 = xt::adapt(a.data(), batch, xt::no_ownership(), column);
+    const auto b2 = xt::adapt(b.data(), batch, xt::no_ownership(), column);
+    xt::noalias(y2) = x1_2 * a2 + x2_2 * b2;
+  }
+
+  /// y = min(max(x, lo), hi), elementwise; NaN stays NaN. y may alias x. Requires lo <= hi (the
+  /// backends would disagree otherwise): throws std::invalid_argument if not, or if a bound is NaN.
+  void clamp(tensor_type& y, const tensor_type& x, scalar_type lo, scalar_type hi) const {
+    constexpr std::string_view where = "xtensor_backend::clamp";
+    check_shape(where, "x", y, x);
+    if (!(lo <= hi)) [[unlikely]]
+      throw_invalid(where, "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
+    // clip is select(x < lo, lo, select(hi < x, hi, x)): equal to min(max(x, lo), hi) for lo <= hi,
+    // NaN included.
+    xt::noalias(y) = xt::clip(x, lo, hi);
+  }
+
+  /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
+  /// (noise.next_draw() once) and writing all elements with fill_normal_range: the bits equal
+  /// noise.fill_normal(elements(z), batch_size(z)). (A source without the range interface is filled
+  /// by diffusion::draw_normal's generic path.)
+  template <class Noise>
+    requires requires(Noise& n, const Noise& cn, std::span<scalar_type> out, std::size_t i, std::uint64_t k) {
+      { n.next_draw() } -> std::convertible_to<std::uint64_t>;
+      cn.fill_normal_range(out, i, k, i, i);
+    }
+  void fill_normal(tensor_type& z, Noise& noise) const {
+    const std::uint64_t draw = noise.next_draw();
+    const std::span<scalar_type> out = traits::elements(z);
+    if (out.empty()) return;
+    std::as_const(noise).fill_normal_range(out, traits::batch_size(z), draw, 0, out.size());
+  }
+
+ private:
+  using traits = tensor_traits<tensor_type>;
+
+  template <class... X>
+  static void check_terms(const tensor_type& y, const X&... x) {
+    int k = 0;
+    (check_term(y, ++k, x), ...);
+  }
+  static void check_term(const tensor_type& y, int k, const tensor_type& x) {
+    // xtensor would broadcast (or resize y to) a mismatched shape instead of failing.
+    if (!traits::same_shape(y, x)) [[unlikely]]
+      check_shape("xtensor_backend::lincomb", "x" + std::to_string(k), y, x);
+  }
+
+  static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
+                          const tensor_type& x) {
+    if (!traits::same_shape(y, x)) [[unlikely]]
+      throw_invalid(where, parameter, "a tensor of shape " + traits::shape_string(x),
+                    "shape " + traits::shape_string(y) + " (the shape of y)");
+  }
+
+  static void check_coefficients(std::string_view where, std::string_view parameter,
+                                 std::span<const scalar_type> c, std::size_t batch) {
+    if (c.size() != batch) [[unlikely]]
+      throw_invalid(where, parameter, c.size(), "the batch size, " + std::to_string(batch));
+  }
+};
+
+/// The xtensor backend over xt::xtensor<Scalar, Rank> (row-major, owning).
+template <class Scalar, std::size_t Rank>
+using xtensor_backend = basic_xtensor_backend<xt::xtensor<Scalar, Rank>>;
+
+/// The xtensor backend over xt::xarray<Scalar> (row-major, dynamic rank).
+template <class Scalar>
+using xarray_backend = basic_xtensor_backend<xt::xarray<Scalar>>;
+
+/// The xtensor backend over xtensor_buffer<Scalar, Rank>: samples a borrowed user buffer in place.
+template <class Scalar, std::size_t Rank>
+using xtensor_buffer_backend = basic_xtensor_backend<xtensor_buffer<Scalar, Rank>>;
+
+}  // namespace diffusion

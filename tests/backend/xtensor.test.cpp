@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: MIT
+// The xtensor backend against the reference backend (the oracle), over xt::xtensor, xt::xarray and
+// xtensor_buffer (a borrowed or owned buffer).
+//
+// Expected agreement: every operation forms the same products and sums in the same order as the
+// reference loops, so in a build without fused multiply-add contraction the results are
+// bit-identical, with xsimd (XTENSOR_USE_XSIMD) or without; where the compiler may contract
+// a*b + c into an FMA (__FMA__ defined, e.g. -march=native) they differ by rounding only, and the
+// bound is 4 eps * sum_k |a_k x_k|.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <new>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <diffusion/xtensor.hpp>
+
+// The public entry of the xtensor backend must not pull in Eigen (DESIGN.md, Layers).
+#if defined(EIGEN_WORLD_VERSION)
+#error "diffusion/xtensor.hpp includes Eigen"
+#endif
+
+namespace dm = diffusion;
+
+// ---------------------------------------------------------------------------------------------
+// Allocation counting: every backend operation must allocate nothing. This binary replaces the
+// global operator new; the counter is read only around the calls under test.
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+void* counted_allocate(std::size_t n) {
+  ++g_allocations;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_allocate(n); }
+void* operator new[](std::size_t n) { return counted_allocate(n); }
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+
+// ---------------------------------------------------------------------------------------------
+// The concept, for every tensor kind, both scalars and several ranks.
+static_assert(dm::tensor_backend<dm::xtensor_backend<float, 1>>);
+static_assert(dm::tensor_backend<dm::xtensor_backend<float, 2>>);
+static_assert(dm::tensor_backend<dm::xtensor_backend<double, 2>>);
+static_assert(dm::tensor_backend<dm::xtensor_backend<float, 4>>);
+static_assert(dm::tensor_backend<dm::xtensor_backend<double, 4>>);
+static_assert(dm::tensor_backend<dm::xarray_backend<float>>);
+static_assert(dm::tensor_backend<dm::xarray_backend<double>>);
+static_assert(dm::tensor_backend<dm::xtensor_buffer_backend<float, 2>>);
+static_assert(dm::tensor_backend<dm::xtensor_buffer_backend<double, 3>>);
+static_assert(std::is_same_v<dm::xtensor_backend<float, 2>::tensor_type, xt::xtensor<float, 2>>);
+static_assert(std::is_same_v<dm::xarray_backend<double>::tensor_type, xt::xarray<double>>);
+static_assert(std::is_same_v<dm::xtensor_buffer_backend<float, 2>::scalar_type, float>);
+
+// Row-major only: in a column-major tensor the batch index would move fastest.
+static_assert(dm::tensor<xt::xtensor<float, 3>>);
+static_assert(!dm::tensor<xt::xtensor<float, 3, xt::layout_type::column_major>>);
+static_assert(!dm::tensor<xt::xtensor<float, 0>>);
+static_assert(!dm::tensor<xt::xarray<float, xt::layout_type::column_major>>);
+// A no-ownership adaptor cannot make a tensor like itself (it owns nothing): it is borrowed into
+// an xtensor_buffer instead (borrow_xtensor), which can.
+static_assert(!dm::tensor<decltype(xt::adapt(std::declval<float*>(), std::size_t{}, xt::no_ownership(),
+                                             std::declval<std::array<std::size_t, 2>>()))>);
+static_assert(std::is_same_v<decltype(dm::borrow_xtensor(std::declval<float*>(), std::array<std::size_t, 2>{})),
+                             dm::xtensor_buffer<float, 2>>);
+
+// The generic noise path picks the backend's own fill_normal for Philox noise; a source without the
+// range interface is left to draw_normal's generic path.
+template <class B, class T, class N>
+concept fills_normal = requires(B& be, T& z, N& n) { be.fill_normal(z, n); };
+static_assert(fills_normal<dm::xtensor_backend<float, 2>, xt::xtensor<float, 2>, dm::philox_noise>);
+static_assert(fills_normal<dm::xarray_backend<float>, xt::xarray<float>, dm::philox_noise>);
+static_assert(fills_normal<dm::xtensor_buffer_backend<double, 2>, dm::xtensor_buffer<double, 2>, dm::philox_noise>);
+static_assert(!fills_normal<dm::xtensor_backend<float, 2>, xt::xtensor<float, 2>, dm::replay_noise>);
+
+namespace {
+
+using shape_t = std::vector<std::size_t>;
+
+template <std::size_t N>
+std::array<std::size_t, N> to_array(const shape_t& shape) {
+  REQUIRE(shape.size() == N);
+  std::array<std::size_t, N> a{};
+  std::copy(shape.begin(), shape.end(), a.begin());
+  return a;
+}
+
+/// One kind of tensor under test: its backend and how to make a tensor of a given shape.
+template <class S, std::size_t R>
+struct xtensor_kind {
+  using backend = dm::xtensor_backend<S, R>;
+  using tensor = xt::xtensor<S, R>;
+  static constexpr const char* name = "xt::xtensor";
+  static tensor make(const shape_t& shape) { return tensor(to_array<R>(shape)); }
+};
+
+template <class S>
+struct xarray_kind {
+  using backend = dm::xarray_backend<S>;
+  using tensor = xt::xarray<S>;
+  static constexpr const char* name = "xt::xarray";
+  static tensor make(const shape_t& shape) { return tensor::from_shape(shape); }
+};
+
+template <class S, std::size_t R>
+struct buffer_kind {
+  using backend = dm::xtensor_buffer_backend<S, R>;
+  using tensor = dm::xtensor_buffer<S, R>;
+  static constexpr const char* name = "xtensor_buffer";
+  // make_like reads only the shape of the (empty) borrowed buffer, and allocates an owned one.
+  static tensor make(const shape_t& shape) {
+    return dm::make_like(dm::borrow_xtensor(static_cast<S*>(nullptr), to_array<R>(shape)));
+  }
+};
+
+template <class Kind>
+std::vector<shape_t> shapes() {
+  // Element counts that are not multiples of the SIMD width, and ones that are.
+  const std::vector<shape_t> rank2{{1, 1}, {3, 7}, {5, 13}, {4, 16}, {2, 4096}, {7, 1001}, {3, 30011}};
+  const std::vector<shape_t> rank4{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 3, 33, 35}, {2, 3, 64, 64}};
+  if constexpr (std::is_same_v<Kind, xarray_kind<typename Kind::tensor::value_type>>) {
+    std::vector<shape_t> all{{}, {1}, {17}, {2, 3, 5}};  // every rank, 0 included
+    all.insert(all.end(), rank2.begin(), rank2.end());
+    all.insert(all.end(), rank4.begin(), rank4.end());
+    return all;
+  } else if constexpr (std::tuple_size_v<typename Kind::tensor::shape_type> == 2) {
+    return rank2;
+  } else {
+    return rank4;
+  }
+}
+
+/// Distance in units in the last place; 0 for two NaNs.
+template <class S>
+std::uint64_t ulp_distance(S a, S b) {
+  if (std::isnan(a) && std::isnan(b)) return 0;
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<std::uint64_t>::max();
+  using I = std::conditional_t<sizeof(S) == 4, std::int32_t, std::int64_t>;
+  auto ordered = [](S x) {
+    const I i = std::bit_cast<I>(x);
+    return i < 0 ? static_cast<std::int64_t>(std::numeric_limits<I>::min()) - static_cast<std::int64_t>(i)
+                 : static_cast<std::int64_t>(i);
+  };
+  const std::int64_t d = ordered(a) - ordered(b);
+  return static_cast<std::uint64_t>(d < 0 ? -d : d);
+}
+
+/// Whether this build may contract a*b + c into a fused multiply-add.
+constexpr bool may_contract_fma =
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    true;
+#else
+    false;
+#endif
+
+template <class S>
+std::size_t count_differing(std::span<const S> got, std::span<const S> want, std::uint64_t& max_ulp) {
+  REQUIRE(got.size() == want.size());
+  std::size_t differing = 0;
+  max_ulp = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const std::uint64_t d = ulp_distance(got[i], want[i]);
+    max_ulp = std::max(max_ulp, d);
+    differing += d != 0;
+  }
+  return differing;
+}
+
+/// Bit-identical to the reference unless FMA contraction is possible; in any case within
+/// 4 eps * sum_k |a_k x_k| elementwise (the rounding bound of a sum of up to 4 terms).
+template <class S>
+void require_matches_reference(std::span<const S> got, std::span<const S> want, std::span<const S> scale) {
+  REQUIRE(scale.size() == want.size());
+  std::uint64_t max_ulp = 0;
+  const std::size_t differing = count_differing(got, want, max_ulp);
+  bool within = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    const double err = std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+    within = within && err <= 4.0 * std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i]);
+  }
+  INFO("elements differing " << differing << " of " << got.size() << ", max ULP distance " << max_ulp);
+  REQUIRE(within);
+  if constexpr (!may_contract_fma) REQUIRE(differing == 0);
+}
+
+template <class S>
+void require_identical(std::span<const S> got, std::span<const S> want) {
+  std::uint64_t max_ulp = 0;
+  const std::size_t differing = count_differing(got, want, max_ulp);
+  INFO("max ULP distance " << max_ulp << ", elements differing " << differing << " of " << got.size());
+  REQUIRE(differing == 0);
+}
+
+/// Uniform values in [-4, 4), reproducible across standard libraries (no std:: distribution).
+template <class Kind>
+typename Kind::tensor random_tensor(const shape_t& shape, std::uint32_t seed) {
+  using S = typename Kind::tensor::value_type;
+  std::mt19937 gen(seed);
+  auto t = Kind::make(shape);
+  for (S& v : dm::elements(t)) v = static_cast<S>((gen() >> 8) * 0x1p-24 * 8.0 - 4.0);
+  return t;
+}
+
+template <class T>
+auto to_reference(const T& t, const shape_t& shape) {
+  using S = typename T::value_type;
+  const auto e = dm::elements(t);
+  return dm::reference_tensor<S>(shape, std::vector<S>(e.begin(), e.end()));
+}
+
+template <class T>
+auto view(const T& t) {
+  return dm::elements(t);
+}
+template <class S>
+std::span<const S> view(const dm::reference_tensor<S>& t) {
+  return t.data;
+}
+
+template <class Kind>
+void check_operations_match_reference(const shape_t& shape) {
+  using S = typename Kind::tensor::value_type;
+  using T = typename Kind::tensor;
+  const T x1 = random_tensor<Kind>(shape, 1), x2 = random_tensor<Kind>(shape, 2);
+  const T x3 = random_tensor<Kind>(shape, 3), x4 = random_tensor<Kind>(shape, 4);
+  const auto r1 = to_reference(x1, shape), r2 = to_reference(x2, shape);
+  const auto r3 = to_reference(x3, shape), r4 = to_reference(x4, shape);
+  const S a1 = S(0.9995), a2 = S(-0.0316), a3 = S(1.7), a4 = S(-0.3333);
+  const std::size_t batch = dm::batch_size(x1);
+  std::vector<S> pa(batch), pb(batch), qa(batch), qb(batch);
+  for (std::size_t s = 0; s < batch; ++s) {
+    pa[s] = S(1) / std::sqrt(S(s + 2));
+    pb[s] = -S(s) / S(7) + S(0.1);
+    qa[s] = std::abs(pa[s]);
+    qb[s] = std::abs(pb[s]);
+  }
+
+  // sum_k |a_k x_k|, the magnitude that bounds the rounding.
+  auto absolute = [](dm::reference_tensor<S> r) {
+    for (auto& v : r.data) v = std::abs(v);
+    return r;
+  };
+  const auto q1 = absolute(r1), q2 = absolute(r2), q3 = absolute(r3), q4 = absolute(r4);
+  const dm::reference_backend<S> ref;
+  auto scale1 = dm::make_like(r1), scale2 = scale1, scale3 = scale1, scale4 = scale1, scale_ps = scale1;
+  ref.lincomb(scale1, std::abs(a1), q1);
+  ref.lincomb(scale2, std::abs(a1), q1, std::abs(a2), q2);
+  ref.lincomb(scale3, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3);
+  ref.lincomb(scale4, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3, std::abs(a4), q4);
+  ref.lincomb_per_sample(scale_ps, qa, q1, qb, q2);
+  const dm::reference_tensor<S> scale_c(r1.shape);  // clamp does no arithmetic: exact
+
+  auto want1 = dm::make_like(r1), want2 = want1, want3 = want1, want4 = want1, want_ps = want1, want_c = want1;
+  ref.lincomb(want1, a1, r1);
+  ref.lincomb(want2, a1, r1, a2, r2);
+  ref.lincomb(want3, a1, r1, a2, r2, a3, r3);
+  ref.lincomb(want4, a1, r1, a2, r2, a3, r3, a4, r4);
+  ref.lincomb_per_sample(want_ps, pa, r1, pb, r2);
+  ref.clamp(want_c, r1, S(-1.5), S(2.25));
+
+  INFO(Kind::name << " of shape " << dm::tensor_traits<T>::shape_string(x1));
+  const typename Kind::backend be;
+  T y = dm::make_like(x1);
+  int op = 0;
+  std::size_t allocations = 0;
+  // Runs one operation, counting what it allocates, and compares its output with the reference.
+  auto check = [&](auto&& operation, const T& got, const dm::reference_tensor<S>& want,
+                   const dm::reference_tensor<S>& scale) {
+    INFO("operation " << ++op);
+    const std::size_t before = g_allocations.load();
+    operation();
+    allocations += g_allocations.load() - before;
+    require_matches_reference<S>(view(got), view(want), view(scale));
+  };
+  check([&] { be.lincomb(y, a1, x1); }, y, want1, scale1);
+  check([&] { be.lincomb(y, a1, x1, a2, x2); }, y, want2, scale2);
+  check([&] { be.lincomb(y, a1, x1, a2, x2, a3, x3); }, y, want3, scale3);
+  check([&] { be.lincomb(y, a1, x1, a2, x2, a3, x3, a4, x4); }, y, want4, scale4);
+  check([&] { be.lincomb_per_sample(y, pa, x1, pb, x2); }, y, want_ps, scale_ps);
+  check([&] { be.clamp(y, x1, S(-1.5), S(2.25)); }, y, want_c, scale_c);
+
+  // The output may be any input. (xtensor_buffer copies share elements, so the copies use lincomb.)
+  T z = dm::make_like(x1);
+  auto reset = [&](const T& from) { be.lincomb(z, S(1), from); };
+  reset(x1);
+  check([&] { be.lincomb(z, a1, z, a2, x2, a3, x3, a4, x4); }, z, want4, scale4);
+  reset(x2);
+  check([&] { be.lincomb(z, a1, x1, a2, z, a3, x3, a4, x4); }, z, want4, scale4);
+  reset(x3);
+  check([&] { be.lincomb(z, a1, x1, a2, x2, a3, z); }, z, want3, scale3);
+  reset(x4);
+  check([&] { be.lincomb(z, a1, x1, a2, x2, a3, x3, a4, z); }, z, want4, scale4);
+  reset(x2);
+  check([&] { be.lincomb(z, a1, x1, a2, z); }, z, want2, scale2);
+  reset(x1);
+  check([&] { be.lincomb(z, a1, z); }, z, want1, scale1);
+  reset(x1);
+  check([&] { be.lincomb_per_sample(z, pa, z, pb, x2); }, z, want_ps, scale_ps);
+  reset(x2);
+  check([&] { be.lincomb_per_sample(z, pa, x1, pb, z); }, z, want_ps, scale_ps);
+  reset(x1);
+  check([&] { be.clamp(z, z, S(-1.5), S(2.25)); }, z, want_c, scale_c);
+
+  CHECK(allocations == 0);
+}
+
+template <class Kind>
+void check_all_shapes() {
+  for (const auto& shape : shapes<Kind>()) check_operations_match_reference<Kind>(shape);
+}
+
+}  // namespace
+
+using all_kinds = std::tuple<xtensor_kind<float, 2>, xtensor_kind<double, 2>, xtensor_kind<float, 4>,
+                             xtensor_kind<double, 4>, xarray_kind<float>, xarray_kind<double>, buffer_kind<float, 2>,
+                             buffer_kind<double, 2>, buffer_kind<float, 4>, buffer_kind<double, 4>>;
+
+TEMPLATE_LIST_TEST_CASE("xtensor backend equals the reference backend and allocates nothing", "[backend][xtensor]",
+                        all_kinds) {
+  check_all_shapes<TestType>();
+}
+
+TEST_CASE("xtensor tensor_traits: row-major, dimension 0 is the batch", "[backend][xtensor]") {
+  using T = xt::xtensor<double, 3>;
+  T x({2, 3, 4});
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<double>(i);
+  CHECK(dm::size(x) == 24);
+  CHECK(dm::batch_size(x) == 2);
+  CHECK(dm::sample_size(x) == 12);
+  CHECK(dm::tensor_traits<T>::shape_string(x) == "[2, 3, 4]");
+  // Sample 1 is elements [12, 24): x(1, i, j) is element 12 + 4 i + j.
+  CHECK(x(1, 2, 3) == 23.0);
+  CHECK(x(1, 0, 1) == 13.0);
+
+  const auto e = dm::elements(x);
+  CHECK(e.data() == x.data());
+  CHECK(e.size() == 24);
+  const T& cx = x;
+  const auto ce = dm::elements(cx);
+  static_assert(std::is_same_v<decltype(ce), const std::span<const double>>);
+  CHECK(ce[5] == 5.0);
+
+  const T y = dm::make_like(x);
+  CHECK(y.shape() == x.shape());
+  CHECK(y.data() != x.data());
+  CHECK(dm::same_shape(x, y));
+  CHECK_FALSE(dm::same_shape(x, T({2, 4, 3})));
+  CHECK_FALSE(dm::same_shape(x, T({3, 3, 4})));
+
+  const T empty({0, 5, 1});
+  CHECK(dm::batch_size(empty) == 0);
+  CHECK(dm::size(empty) == 0);
+  CHECK(dm::sample_size(empty) == 0);
+}
+
+TEST_CASE("xarray tensor_traits: any rank, rank 0 is one sample", "[backend][xtensor]") {
+  using T = xt::xarray<float>;
+  const T x = T::from_shape(std::vector<std::size_t>{4, 5});
+  CHECK(dm::batch_size(x) == 4);
+  CHECK(dm::sample_size(x) == 5);
+  CHECK(dm::tensor_traits<T>::shape_string(x) == "[4, 5]");
+  const T y = dm::make_like(x);
+  CHECK(dm::same_shape(x, y));
+  CHECK_FALSE(dm::same_shape(x, T::from_shape(std::vector<std::size_t>{4, 5, 1})));
+  CHECK_FALSE(dm::same_shape(x, T::from_shape(std::vector<std::size_t>{20})));
+
+  const T scalar = T::from_shape(std::vector<std::size_t>{});
+  CHECK(dm::size(scalar) == 1);
+  CHECK(dm::batch_size(scalar) == 1);
+  CHECK(dm::tensor_traits<T>::shape_string(scalar) == "[]");
+}
+
+TEST_CASE("xtensor_buffer: borrowing copies nothing, make_like owns new memory", "[backend][xtensor]") {
+  std::vector<float> user(6);
+  for (std::size_t i = 0; i < user.size(); ++i) user[i] = static_cast<float>(i);
+  using B = dm::xtensor_buffer<float, 2>;
+
+  SECTION("from a pointer and a shape") {
+    const std::size_t before = g_allocations.load();
+    B b = dm::borrow_xtensor(user.data(), std::array<std::size_t, 2>{3, 2});
+    B copy = b;  // another handle to the same elements
+    CHECK(g_allocations.load() == before);
+    CHECK(b.data() == user.data());
+    CHECK(copy.data() == user.data());
+    CHECK(dm::batch_size(b) == 3);
+    CHECK(b(2, 1) == 5.0f);
+    b(1, 0) = -1.0f;
+    CHECK(user[2] == -1.0f);
+    CHECK(copy(1, 0) == -1.0f);
+  }
+  SECTION("from the no-ownership adaptor xt::adapt returns") {
+    auto adaptor = xt::adapt(user.data(), user.size(), xt::no_ownership(), std::array<std::size_t, 2>{2, 3});
+    const B b = dm::borrow_xtensor(adaptor);
+    CHECK(b.data() == user.data());
+    CHECK(b.shape() == adaptor.shape());
+  }
+  SECTION("from an xt::xtensor (it must outlive the buffer)") {
+    xt::xtensor<float, 2> owner({2, 3});
+    const B b = dm::borrow_xtensor(owner);
+    CHECK(b.data() == owner.data());
+    CHECK(dm::tensor_traits<B>::shape_string(b) == "[2, 3]");
+  }
+  SECTION("make_like allocates a buffer that it owns, whatever x's owner") {
+    const B b = dm::borrow_xtensor(user.data(), std::array<std::size_t, 2>{3, 2});
+    B made = dm::make_like(b);
+    CHECK(made.data() != user.data());
+    CHECK(dm::same_shape(made, b));
+    // Memory from make_like lives as long as any handle to it: here `kept` becomes the last one.
+    B kept = dm::make_like(made);
+    {
+      B temporary = dm::make_like(b);
+      temporary(2, 1) = 42.0f;
+      kept = temporary;  // rebinds the handle; kept's former buffer is released
+    }
+    CHECK(kept(2, 1) == 42.0f);
+    dm::xtensor_buffer_backend<float, 2>{}.lincomb(kept, 2.0f, b);
+    CHECK(kept(2, 1) == 10.0f);
+    CHECK(user[5] == 5.0f);
+  }
+}
+
+TEST_CASE("xtensor backend: lincomb sums left to right, as the reference does", "[backend][xtensor]") {
+  // (big + (-big)) + 1 = 1 but (big + 1) + (-big) = 0 in float: the association is observable.
+  const float big = 0x1p25f;
+  const xt::xtensor<float, 2> ones = xt::ones<float>({3, 5});
+  const dm::xtensor_backend<float, 2> be;
+  auto y = dm::make_like(ones);
+  be.lincomb(y, big, ones, -big, ones, 1.0f, ones);
+  CHECK(y(2, 4) == 1.0f);
+  be.lincomb(y, big, ones, 1.0f, ones, -big, ones);
+  CHECK(y(2, 4) == 0.0f);
+  be.lincomb(y, big, ones, 1.0f, ones, -big, ones, 1.0f, ones);
+  CHECK(y(0, 0) == 1.0f);
+}
+
+TEST_CASE("xtensor backend: coefficients given in double are converted to the scalar type", "[backend][xtensor]") {
+  const dm::xtensor_backend<float, 2> be;
+  const xt::xtensor<float, 2> x({2, 3}, 2.0f);
+  xt::xtensor<float, 2> y({2, 3});
+  be.lincomb(y, 0.5, x, 0.25, x);
+  CHECK(y(1, 2) == 1.5f);
+}
+
+TEST_CASE("xtensor backend: clamp keeps NaN, maps infinities to the bounds, rejects lo > hi", "[backend][xtensor]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  // 19 elements: the SIMD path and the scalar tail both see a NaN.
+  xt::xtensor<float, 2> x({1, 19}, 0.5f);
+  x(0, 1) = nan;
+  x(0, 18) = nan;
+  x(0, 2) = inf;
+  x(0, 3) = -inf;
+  x(0, 17) = 7.0f;
+  const dm::xtensor_backend<float, 2> be;
+  auto y = dm::make_like(x);
+  be.clamp(y, x, -1.0f, 1.0f);
+  CHECK(std::isnan(y(0, 1)));
+  CHECK(std::isnan(y(0, 18)));
+  CHECK(y(0, 2) == 1.0f);
+  CHECK(y(0, 3) == -1.0f);
+  CHECK(y(0, 17) == 1.0f);
+  CHECK(y(0, 0) == 0.5f);
+  be.clamp(y, x, 0.25f, 0.25f);
+  CHECK(y(0, 0) == 0.25f);
+
+  CHECK_THROWS_WITH(be.clamp(y, x, 1.0f, -1.0f), Catch::Matchers::Contains("clamp") &&
+                                                    Catch::Matchers::Contains("lo = 1") &&
+                                                    Catch::Matchers::Contains("hi = -1"));
+  CHECK_THROWS_AS(be.clamp(y, x, nan, 1.0f), std::invalid_argument);
+  CHECK_THROWS_AS(be.clamp(y, x, -1.0f, nan), std::invalid_argument);
+}
+
+TEST_CASE("xtensor backend: shape mismatches throw with both shapes", "[backend][xtensor]") {
+  const dm::xtensor_backend<float, 2> be;
+  xt::xtensor<float, 2> y = xt::zeros<float>({2, 3}), x = xt::zeros<float>({2, 3});
+  // xtensor would broadcast a [1, 3] operand over [2, 3]: the backend must refuse it.
+  xt::xtensor<float, 2> bad = xt::zeros<float>({3, 2}), row = xt::zeros<float>({1, 3});
+  const std::vector<float> two{1, 2}, three{1, 2, 3};
+
+  CHECK_THROWS_AS(be.lincomb(y, 1.0f, bad), std::invalid_argument);
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0f, x, 1.0f, row),
+                    Catch::Matchers::Contains("x2") && Catch::Matchers::Contains("[1, 3]") &&
+                        Catch::Matchers::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0f, x, 1.0f, x, 1.0f, bad),
+                    Catch::Matchers::Contains("xtensor_backend::lincomb") && Catch::Matchers::Contains("x3") &&
+                        Catch::Matchers::Contains("[3, 2]") && Catch::Matchers::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0f, x, 1.0f, x, 1.0f, x, 1.0f, bad), Catch::Matchers::Contains("x4"));
+  CHECK_THROWS_WITH(be.lincomb(bad, 1.0f, x, 1.0f, x), Catch::Matchers::Contains("x1"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, two, bad),
+                    Catch::Matchers::Contains("lincomb_per_sample") && Catch::Matchers::Contains("x2"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, bad, two, x), Catch::Matchers::Contains("x1"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, three, x, two, x),
+                    Catch::Matchers::Contains("a.size() = 3") && Catch::Matchers::Contains("batch size, 2"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, three, x), Catch::Matchers::Contains("b.size() = 3"));
+  CHECK_THROWS_WITH(be.clamp(y, bad, 0.0f, 1.0f),
+                    Catch::Matchers::Contains("clamp") && Catch::Matchers::Contains("[3, 2]"));
+  // Nothing was written by a rejected call.
+  CHECK(y(1, 2) == 0.0f);
+  CHECK_NOTHROW(be.lincomb_per_sample(y, two, x, two, x));
+
+  const dm::xarray_backend<double> ab;
+  xt::xarray<double> ay = xt::zeros<double>({2, 3}), ax = xt::zeros<double>({2, 3, 1});
+  CHECK_THROWS_WITH(ab.lincomb(ay, 1.0, ax), Catch::Matchers::Contains("[2, 3, 1]") && Catch::Matchers::Contains("[2, 3]"));
+}
+
+TEST_CASE("xtensor backend: empty tensors", "[backend][xtensor]") {
+  const dm::xtensor_backend<double, 2> be;
+  xt::xtensor<double, 2> y({0, 3}), x({0, 3});
+  be.lincomb(y, 1.0, x, 2.0, x);
+  be.lincomb_per_sample(y, {}, x, {}, x);
+  be.clamp(y, x, 0.0, 1.0);
+  dm::philox_noise noise(7);
+  be.fill_normal(y, noise);
+  CHECK(noise.draw_index() == 1);  // a draw is consumed even when there is nothing to fill
+}
+
+namespace {
+
+/// A range source that records what fill_normal asks of it.
+struct recording_source {
+  mutable std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  mutable std::vector<std::size_t> batches;
+  std::uint64_t draw = 0;
+
+  std::uint64_t next_draw() { return draw++; }
+  template <class S>
+  void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t k, std::size_t begin,
+                         std::size_t end) const {
+    ranges.emplace_back(begin, end);
+    batches.push_back(batch);
+    for (std::size_t j = begin; j < end; ++j) out[j] = static_cast<S>(j % 1000) + static_cast<S>(k);
+  }
+};
+
+template <class Kind>
+void check_fill_normal_matches_philox(const shape_t& shape, bool per_sample_streams) {
+  using S = typename Kind::tensor::value_type;
+  const std::uint64_t seed = 0x5EEDF00Dull;
+  const std::uint32_t stream = 3;
+  auto z = Kind::make(shape);
+  const std::size_t n = dm::size(z), batch = dm::batch_size(z);
+
+  // The reference path: the source fills a plain buffer. Three draws, so the draw index matters.
+  std::vector<std::vector<S>> want(3, std::vector<S>(n));
+  {
+    dm::philox_noise noise(seed, stream, per_sample_streams);
+    for (auto& w : want) noise.fill_normal(std::span<S>(w), batch);
+  }
+
+  INFO(Kind::name << " of shape " << dm::tensor_traits<typename Kind::tensor>::shape_string(z)
+                  << ", per-sample streams " << per_sample_streams);
+  typename Kind::backend be;
+  dm::philox_noise noise(seed, stream, per_sample_streams);
+  for (std::size_t k = 0; k < 3; ++k) {
+    const std::size_t before = g_allocations.load();
+    if (k == 1)
+      dm::draw_normal(be, noise, z);  // the generic path must pick the backend's fill_normal
+    else
+      be.fill_normal(z, noise);
+    CHECK(g_allocations.load() == before);
+    CHECK(noise.draw_index() == k + 1);  // exactly one draw per fill
+    require_identical<S>(view(z), std::span<const S>(want[k]));
+  }
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("xtensor backend fill_normal is bit-identical to philox_noise::fill_normal",
+                        "[backend][xtensor][rng]", all_kinds) {
+  const bool per_sample = GENERATE(false, true);
+  for (const auto& shape : shapes<TestType>()) check_fill_normal_matches_philox<TestType>(shape, per_sample);
+}
+
+TEST_CASE("xtensor backend fill_normal takes one draw and fills the whole tensor in one range", "[backend][xtensor]") {
+  xt::xtensor<float, 2> z({5, 201});
+  recording_source src;
+  src.draw = 4;
+  dm::xtensor_backend<float, 2>{}.fill_normal(z, src);
+  CHECK(src.draw == 5);
+  REQUIRE(src.ranges.size() == 1);
+  CHECK(src.ranges[0] == std::pair<std::size_t, std::size_t>{0, 1005});
+  CHECK(src.batches == std::vector<std::size_t>{5});
+  CHECK(z(0, 7) == 7.0f + 4.0f);
+  CHECK(z(4, 200) == 4.0f + 4.0f);  // element 1004
+}
