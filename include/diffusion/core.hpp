@@ -37,3 +37,8 @@
 #include "sampler/ddim.hpp"
 #include "sampler/predictor_corrector.hpp"
 #include "sampler/adaptive_sde.hpp"
+#include "sampler/probability_flow.hpp"
+#include "sampler/adaptive_ode.hpp"
+
+#include "likelihood/divergence.hpp"
+#include "likelihood/log_likelihood.hpp"
