@@ -371,3 +371,21 @@ TEST_CASE("annealed samplers reject bad options with the parameter, value and ra
                       Contains("[4, 3]") && Contains("[4, 2]"));
   }
 }
+
+TEST_CASE("annealed samplers run on float tensors and agree with double", "[sampler][ncsn]") {
+  const ve_discrete process = ve_discrete::geometric(5.0, 0.05, 6);
+  const tensor_d x_d = normal_batch(16, 2, 12, 0, 5.0);
+  reference_tensor<float> x_f({16, 2});
+  for (std::size_t i = 0; i < x_d.data.size(); ++i) x_f.data[i] = static_cast<float>(x_d.data[i]);
+  score_model model(test::golden_mixture(), process);
+  reference_backend<double> be_d;
+  reference_backend<float> be_f;
+  const auto compare = [&](const auto& sampler) {
+    const tensor_d out_d = sample(sampler, model, be_d, x_d, philox_noise(13));
+    const reference_tensor<float> out_f = sample(sampler, model, be_f, x_f, philox_noise(13));
+    for (std::size_t i = 0; i < out_d.data.size(); ++i)
+      CHECK_THAT(static_cast<double>(out_f.data[i]), WithinAbs(out_d.data[i], 1e-4 * (1.0 + std::abs(out_d.data[i]))));
+  };
+  compare(annealed_langevin(process, {.step_lr = 1e-3, .n_steps_each = 3}));
+  compare(consistent_annealed_sampling(process, {.step_lr = 2e-3}));
+}
