@@ -36,9 +36,7 @@ namespace diffusion {
 /// \tparam Target  what the network predicts: score_param (NCSN's score network) by default.
 template <class Process, class Target = score_param>
 class ncsn_loss : public denoising_loss<Process, uniform_discrete_time, Target, sigma_squared_weight> {
-  static_assert(discrete_process<Process> && requires(const Process& p) {
-    { p.num_levels() } -> std::convertible_to<std::size_t>;
-  }, "diffusion::ncsn_loss needs a discrete variance-exploding process with noise levels (diffusion::ve_discrete); "
+  static_assert(discrete_ve_process<Process>, "diffusion::ncsn_loss needs a discrete variance-exploding process with noise levels (diffusion::ve_discrete); "
      "for DDPM processes use diffusion::ddpm_loss, for continuous SDEs diffusion::sde_dsm_loss");
   using base = denoising_loss<Process, uniform_discrete_time, Target, sigma_squared_weight>;
 

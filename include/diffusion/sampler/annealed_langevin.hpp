@@ -28,17 +28,6 @@
 
 namespace diffusion {
 
-/// A discrete variance-exploding process (NCSN, Song & Ermon 2019, Sec. 4.1): L = num_levels()
-/// noise levels indexed by the time t = 0, ..., L-1.
-///
-/// Semantic requirements the compiler cannot check: alpha(i) = 1 at every level, and sigma(i) is
-/// strictly decreasing in i (index 0 is the largest level, the paper's sigma_1; index L-1 the
-/// smallest, sigma_L), as diffusion::ve_discrete orders them.
-template <class P>
-concept discrete_ve_process = discrete_process<P> && requires(const P& p) {
-  { p.num_levels() } -> std::convertible_to<std::size_t>;
-};
-
 namespace detail {
 
 /// The Langevin step size at level sigma_i, ncsnv2's `step_size = step_lr * (sigma / sigmas[-1]) ** 2`
