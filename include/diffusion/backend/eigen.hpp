@@ -5,6 +5,7 @@
 // library that may include Eigen (DESIGN.md, Layers).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -103,6 +104,14 @@ concept range_normal_source = requires(N& n, const N& cn, std::span<Scalar> out,
   { n.next_draw() } -> std::convertible_to<std::uint64_t>;
   cn.fill_normal_range(out, i, k, i, i);
 };
+
+/// A noise source that can also write any block of elements of a draw into a separate buffer, so
+/// that a backend can generate noise inside an update loop (diffusion::philox_noise is one).
+template <class N, class Scalar>
+concept block_normal_source =
+    range_normal_source<N, Scalar> && requires(const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
+      cn.write_normal_range(i, i, k, i, out);
+    };
 
 /// Where an Eigen assignment runs. Primary template left undefined: eigen_backend names the devices
 /// it supports in a static_assert.
@@ -318,6 +327,49 @@ class eigen_backend {
     auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
     m_exec.for_ranges(out.size(), fill);
   }
+
+  /// y = a*x + b*e + c*z, where z is one fresh draw of standard normal noise from `noise`
+  /// (exactly one draw is consumed, as fill_normal does): the update of a stochastic sampler step
+  /// (DESIGN.md: x <- a x + b pred + c z) in one pass, with z generated in blocks of
+  /// `noise_block` elements inside the loop and never stored in a tensor. y may alias x or e.
+  ///
+  /// The result is the same as fill_normal(z, noise) followed by lincomb(y, a, x, b, e, c, z): the
+  /// same noise bits and the same expression, evaluated by Eigen block by block; the blocks follow
+  /// the same split over threads as fill_normal, so the bits do not depend on the thread count.
+  template <class Noise>
+    requires detail::block_normal_source<Noise, Scalar>
+  void lincomb_noise(tensor_type& y, Scalar a, const tensor_type& x, Scalar b, const tensor_type& e, Scalar c,
+                     Noise& noise) const {
+    check_shape("eigen_backend::lincomb_noise", "x", y, x);
+    check_shape("eigen_backend::lincomb_noise", "e", y, e);
+    const std::uint64_t draw = noise.next_draw();
+    const std::size_t n = static_cast<std::size_t>(y.size());
+    if (n == 0) return;
+    const std::size_t batch = static_cast<std::size_t>(y.dimension(0));
+    const Noise& source = noise;
+    Scalar* const yd = y.data();
+    const Scalar* const xd = x.data();
+    const Scalar* const ed = e.data();
+    auto update = [&](std::size_t begin, std::size_t end) {
+      using vector = Eigen::TensorMap<Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
+      using const_vector = Eigen::TensorMap<const Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
+      alignas(64) std::array<Scalar, noise_block> z;
+      Eigen::DefaultDevice serial;
+      for (std::size_t i = begin; i < end; i += noise_block) {
+        const std::size_t len = end - i < noise_block ? end - i : noise_block;
+        source.write_normal_range(n, batch, draw, i, std::span<Scalar>(z.data(), len));
+        const auto m = static_cast<Eigen::Index>(len);
+        vector yv(yd + i, m);
+        const const_vector xv(xd + i, m), ev(ed + i, m), zv(z.data(), m);
+        yv.device(serial) = xv * a + ev * b + zv * c;
+      }
+    };
+    m_exec.for_ranges(n, update);
+  }
+
+  /// Elements of noise generated per block inside lincomb_noise: small enough for the first-level
+  /// cache, large enough for whole SIMD loops (256-1024 measure the same, PERF-BASELINE.md).
+  static constexpr std::size_t noise_block = 256;
 
  private:
   // Builds ((x1*a1 + x2*a2) + x3*a3) + x4*a4, the association the reference backend uses. The

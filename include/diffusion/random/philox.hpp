@@ -3,7 +3,16 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+
+// The block generator below has SIMD paths for x86 (SSE2 is part of x86-64, AVX2 and AVX-512F when
+// the compiler targets them); every other target uses the portable loop. All paths give the same
+// words: the arithmetic is integer.
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
+#include <immintrin.h>
+#define DIFFUSION_PHILOX_X86_SIMD 1
+#endif
 
 namespace diffusion {
 
@@ -66,5 +75,135 @@ constexpr philox_counter philox4x32(philox_counter counter, philox_key key) {
 
 /// Philox4x32-10, the library's default counter-based generator (see philox4x32).
 constexpr philox_counter philox4x32_10(philox_counter counter, philox_key key) { return philox4x32<10>(counter, key); }
+
+namespace detail {
+
+/// The ten round keys of Philox4x32-10 (the key schedule of philox4x32, unrolled once per block).
+struct philox_round_keys {
+  std::array<std::uint32_t, 10> k0;
+  std::array<std::uint32_t, 10> k1;
+
+  explicit constexpr philox_round_keys(philox_key key) : k0{}, k1{} {
+    for (std::size_t r = 0; r < 10; ++r) {
+      k0[r] = key[0];
+      k1[r] = key[1];
+      key = philox4x32_bump_key(key);
+    }
+  }
+};
+
+#if defined(DIFFUSION_PHILOX_X86_SIMD)
+// g++ 12 warns that the "undefined" pass-through operand inside its own AVX-512 intrinsics "may be
+// used uninitialized" (GCC bug 105593, fixed in g++ 13); the warning is about the compiler's header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+// One Philox round on L counters held in 64-bit lanes, one vector per counter word. The 32x32 ->
+// 64-bit products are exactly what the x86 unsigned even-lane multiply (pmuludq) computes, so a
+// lane needs no shuffling; the upper half of a lane may hold garbage, which the multiply ignores
+// and the final 32-bit store drops (only low halves ever feed low halves: xor, and the high half
+// of a product shifted down).
+#if defined(__AVX512F__)
+struct philox_x86_lanes {
+  using vec = __m512i;
+  static constexpr std::size_t width = 8;
+  static vec broadcast(std::uint64_t v) { return _mm512_set1_epi64(static_cast<long long>(v)); }
+  static vec iota(std::uint64_t first) {
+    return _mm512_add_epi64(broadcast(first), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static vec mul(vec a, vec b) { return _mm512_mul_epu32(a, b); }
+  static vec high(vec a) { return _mm512_srli_epi64(a, 32); }
+  static vec xor3(vec a, vec b, vec c) { return _mm512_ternarylogic_epi64(a, b, c, 0x96); }
+  static void store_low(std::uint32_t* out, vec a) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(a));
+  }
+};
+#elif defined(__AVX2__)
+struct philox_x86_lanes {
+  using vec = __m256i;
+  static constexpr std::size_t width = 4;
+  static vec broadcast(std::uint64_t v) { return _mm256_set1_epi64x(static_cast<long long>(v)); }
+  static vec iota(std::uint64_t first) { return _mm256_add_epi64(broadcast(first), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static vec mul(vec a, vec b) { return _mm256_mul_epu32(a, b); }
+  static vec high(vec a) { return _mm256_srli_epi64(a, 32); }
+  static vec xor3(vec a, vec b, vec c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+  static void store_low(std::uint32_t* out, vec a) {
+    const __m256i low_words = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(low_words));
+  }
+};
+#else
+struct philox_x86_lanes {
+  using vec = __m128i;
+  static constexpr std::size_t width = 2;
+  static vec broadcast(std::uint64_t v) { return _mm_set1_epi64x(static_cast<long long>(v)); }
+  static vec iota(std::uint64_t first) { return _mm_add_epi64(broadcast(first), _mm_set_epi64x(1, 0)); }
+  static vec mul(vec a, vec b) { return _mm_mul_epu32(a, b); }
+  static vec high(vec a) { return _mm_srli_epi64(a, 32); }
+  static vec xor3(vec a, vec b, vec c) { return _mm_xor_si128(_mm_xor_si128(a, b), c); }
+  static void store_low(std::uint32_t* out, vec a) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_shuffle_epi32(a, _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+};
+#endif
+#endif
+
+/// Philox4x32-10 of the n counters (block + i mod 2^64 as words 0-1, draw, stream) for i < n, the
+/// key `keys`, written word by word: w0[i], w1[i], w2[i], w3[i] are words 0-3 of counter i (the
+/// output of philox4x32_10, bit for bit). The layout of separate word arrays is what the normal
+/// transform reads as whole vectors.
+inline void philox4x32_10_blocks(std::uint64_t block, std::uint32_t draw, std::uint32_t stream,
+                                 const philox_round_keys& keys, std::size_t n, std::uint32_t* w0, std::uint32_t* w1,
+                                 std::uint32_t* w2, std::uint32_t* w3) {
+#if defined(DIFFUSION_PHILOX_X86_SIMD)
+  using L = philox_x86_lanes;
+  const typename L::vec m0 = L::broadcast(philox_m4x32_0), m1 = L::broadcast(philox_m4x32_1);
+  for (std::size_t i = 0; i < n; i += L::width) {
+    const typename L::vec counter = L::iota(block + i);
+    typename L::vec x0 = counter, x1 = L::high(counter), x2 = L::broadcast(draw), x3 = L::broadcast(stream);
+    for (std::size_t r = 0; r < 10; ++r) {
+      const typename L::vec p0 = L::mul(x0, m0), p1 = L::mul(x2, m1);
+      x0 = L::xor3(L::high(p1), x1, L::broadcast(keys.k0[r]));
+      x2 = L::xor3(L::high(p0), x3, L::broadcast(keys.k1[r]));
+      x1 = p1;
+      x3 = p0;
+    }
+    if (i + L::width <= n) {
+      L::store_low(w0 + i, x0);
+      L::store_low(w1 + i, x1);
+      L::store_low(w2 + i, x2);
+      L::store_low(w3 + i, x3);
+    } else {  // the last, partial vector: through a buffer, so nothing past n is written
+      std::array<std::uint32_t, 4 * L::width> last;
+      L::store_low(last.data(), x0);
+      L::store_low(last.data() + L::width, x1);
+      L::store_low(last.data() + 2 * L::width, x2);
+      L::store_low(last.data() + 3 * L::width, x3);
+      for (std::size_t k = 0; i + k < n; ++k) {
+        w0[i + k] = last[k];
+        w1[i + k] = last[L::width + k];
+        w2[i + k] = last[2 * L::width + k];
+        w3[i + k] = last[3 * L::width + k];
+      }
+    }
+  }
+#else
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t b = block + i;
+    philox_counter x{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32), draw, stream};
+    for (std::size_t r = 0; r < 10; ++r) x = philox4x32_round(x, {keys.k0[r], keys.k1[r]});
+    w0[i] = x[0];
+    w1[i] = x[1];
+    w2[i] = x[2];
+    w3[i] = x[3];
+  }
+#endif
+}
+#if defined(DIFFUSION_PHILOX_X86_SIMD) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace detail
 
 }  // namespace diffusion

@@ -72,16 +72,26 @@ class philox_noise {
   template <std::floating_point S>
   void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
                          std::size_t end) const {
-    fill_range(out, batch, draw, begin, end,
-               [](std::span<const std::uint32_t> w, std::span<S> v) { box_muller_block<S>(w, v); });
+    validate(out.size(), batch, draw, begin, end);
+    fill_range<normal_kind>(out.size(), batch, draw, begin, end, out.data() + begin);
+  }
+
+  /// Writes elements [begin, begin + dst.size()) of draw `draw` of a tensor of `size` elements in
+  /// `batch` samples to dst, the values fill_normal_range would write there: a backend that fuses
+  /// noise into an update generates it block by block into a small buffer with this.
+  template <std::floating_point S>
+  void write_normal_range(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin,
+                          std::span<S> dst) const {
+    validate(size, batch, draw, begin, begin + dst.size());
+    fill_range<normal_kind>(size, batch, draw, begin, begin + dst.size(), dst.data());
   }
 
   /// Writes out[begin, end) exactly as a whole fill_uniform of draw `draw` would.
   template <std::floating_point S>
   void fill_uniform_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
                           std::size_t end) const {
-    fill_range(out, batch, draw, begin, end,
-               [](std::span<const std::uint32_t> w, std::span<S> v) { uniform_block<S>(w, v); });
+    validate(out.size(), batch, draw, begin, end);
+    fill_range<uniform_kind>(out.size(), batch, draw, begin, end, out.data() + begin);
   }
 
   /// Returns the current draw index and advances it: a backend that fills on its own (threaded,
@@ -94,48 +104,74 @@ class philox_noise {
   bool per_sample_streams() const noexcept { return m_per_sample_streams; }
 
  private:
+  enum class value_kind { normal, uniform };
+  static constexpr value_kind normal_kind = value_kind::normal;
+  static constexpr value_kind uniform_kind = value_kind::uniform;
+
   // Counters per chunk: the words and values of one chunk live on the stack (3 KiB for double).
+  // 256 elements is in the flat part of the block-size curve (PERF-BASELINE.md: 256-1024 equal).
   static constexpr std::size_t chunk_counters = 64;
 
-  template <class S, class Kernel>
-  void fill_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end,
-                  Kernel kernel) const {
-    validate(out.size(), batch, draw, begin, end);
+  // Elements [begin, end) of a tensor of `size` elements in `batch` samples to dst[0, end - begin)
+  // (arguments validated by the caller).
+  template <value_kind Kind, class S>
+  void fill_range(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end,
+                  S* dst) const {
+    const detail::philox_round_keys keys(m_key);
     if (!m_per_sample_streams) {
-      generate(draw, m_stream, begin, end, out.data() + begin, kernel);
+      generate<Kind>(keys, draw, m_stream, begin, end, dst);
       return;
     }
     if (begin == end) return;
-    const std::size_t d = out.size() / batch;  // validate() made batch > 0 since out is not empty
+    const std::size_t d = size / batch;  // validate() made batch > 0 since the tensor is not empty
     for (std::size_t b = begin / d; b * d < end; ++b) {
       const std::size_t lo = std::max(begin, b * d);
       const std::size_t hi = std::min(end, (b + 1) * d);
-      generate(draw, static_cast<std::uint32_t>(m_stream + b), lo - b * d, hi - b * d, out.data() + lo, kernel);
+      generate<Kind>(keys, draw, static_cast<std::uint32_t>(m_stream + b), lo - b * d, hi - b * d, dst + (lo - begin));
     }
   }
 
-  // Elements [lo, hi) of (draw, stream) into dst[0, hi - lo). Whole Philox blocks are transformed
-  // and the elements outside [lo, hi) discarded, so a split inside a block changes nothing.
-  template <class S, class Kernel>
-  void generate(std::uint64_t draw, std::uint32_t stream, std::uint64_t lo, std::uint64_t hi, S* dst,
-                Kernel& kernel) const {
-    std::array<std::uint32_t, 4 * chunk_counters> words;
-    std::array<S, 4 * chunk_counters> values;
+  // Elements [lo, hi) of (draw, stream) into dst[0, hi - lo). A chunk is generated whole (Philox
+  // words for its counters, then the transform of all of them: loops of fixed length, which
+  // vectorise) and the elements outside [lo, hi) are discarded, so a split inside a chunk changes
+  // nothing. Normals: the words are laid out [w0 | w2 | w1 | w3] so that the radius words (0, 2)
+  // and the angle words (1, 3) of all counters are two arrays, and element 4c + q is cos or sin of
+  // pair q / 2 (see the class comment).
+  template <value_kind Kind, class S>
+  static void generate(const detail::philox_round_keys& keys, std::uint64_t draw, std::uint32_t stream,
+                       std::uint64_t lo, std::uint64_t hi, S* dst) {
+    constexpr std::size_t C = chunk_counters;
+    alignas(64) std::array<std::uint32_t, 4 * C> words{};  // zero: a short last chunk transforms zeros
+    alignas(64) std::array<S, 4 * C> values;
     std::uint64_t c = lo / 4;
     const std::uint64_t c_end = (hi + 3) / 4;
     while (c < c_end) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_counters, c_end - c));
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::uint64_t block = c + i;
-        const philox_counter ctr{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
-                                 static_cast<std::uint32_t>(draw), stream};
-        const philox_counter w = philox4x32_10(ctr, m_key);
-        for (std::size_t q = 0; q < 4; ++q) words[4 * i + q] = w[q];
-      }
-      kernel(std::span<const std::uint32_t>(words.data(), 4 * n), std::span<S>(values.data(), 4 * n));
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(C, c_end - c));
+      std::uint32_t* w = words.data();
+      detail::philox4x32_10_blocks(c, static_cast<std::uint32_t>(draw), stream, keys, n, w, w + 2 * C, w + C,
+                                   w + 3 * C);
       const std::uint64_t e0 = std::max(lo, 4 * c);
       const std::uint64_t e1 = std::min(hi, 4 * (c + n));
-      std::copy(values.data() + (e0 - 4 * c), values.data() + (e1 - 4 * c), dst + (e0 - lo));
+      // A chunk that lies wholly inside [lo, hi) goes straight to dst.
+      S* out = e0 == 4 * c && e1 == 4 * (c + C) ? dst + (e0 - lo) : values.data();
+      if constexpr (Kind == value_kind::normal) {
+        std::array<S, 2 * C> cos_part, sin_part;
+        detail::box_muller_arrays<S, 2 * C>(w, w + 2 * C, cos_part.data(), sin_part.data());
+        for (std::size_t i = 0; i < C; ++i) {
+          out[4 * i] = cos_part[i];
+          out[4 * i + 1] = sin_part[i];
+          out[4 * i + 2] = cos_part[C + i];
+          out[4 * i + 3] = sin_part[C + i];
+        }
+      } else {
+        for (std::size_t i = 0; i < C; ++i) {
+          out[4 * i] = uniform_from_word<S>(w[i]);
+          out[4 * i + 1] = uniform_from_word<S>(w[2 * C + i]);
+          out[4 * i + 2] = uniform_from_word<S>(w[C + i]);
+          out[4 * i + 3] = uniform_from_word<S>(w[3 * C + i]);
+        }
+      }
+      if (out == values.data()) std::copy(values.data() + (e0 - 4 * c), values.data() + (e1 - 4 * c), dst + (e0 - lo));
       c += n;
     }
   }
