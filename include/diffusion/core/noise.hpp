@@ -34,6 +34,21 @@ void draw_normal(Backend& be, Noise& noise, T& z) {
   }
 }
 
+/// y = a x + b e + c z with z one fresh draw of standard normal noise from `noise`: the update of a
+/// stochastic sampler step. A backend that can generate the draw inside the update
+/// (`be.lincomb_noise(y, a, x, b, e, c, noise)`, e.g. the Eigen backend with philox_noise) does it in
+/// one pass and never stores z; otherwise z is drawn into `scratch` and combined. Both routes give
+/// the same bits and consume exactly one draw. y may alias x or e (not scratch).
+template <class Backend, class Noise, class T, class S>
+void lincomb_with_noise(Backend& be, Noise& noise, T& scratch, T& y, S a, const T& x, S b, const T& e, S c) {
+  if constexpr (requires { be.lincomb_noise(y, a, x, b, e, c, noise); }) {
+    be.lincomb_noise(y, a, x, b, e, c, noise);
+  } else {
+    draw_normal(be, noise, scratch);
+    be.lincomb(y, a, x, b, e, c, scratch);
+  }
+}
+
 /// Fills tensor `u` with one draw of U[0, 1) values from `noise`.
 template <class Noise, class T>
 void draw_uniform(Noise& noise, T& u) {

@@ -168,8 +168,7 @@ class annealed_langevin {
       be.lincomb(x, S(1), x, S(m_denoise_coef), ws.score);
       return;
     }
-    draw_normal(be, noise, ws.noise);
-    be.lincomb(x, S(1), x, S(m_step[l]), ws.score, S(m_noise_std[l]), ws.noise);
+    lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(m_step[l]), ws.score, S(m_noise_std[l]));
   }
 
  private:
@@ -283,8 +282,7 @@ class consistent_annealed_sampling {
       be.lincomb(x, S(1), x, S(m_step[i]), ws.score);
       return;
     }
-    draw_normal(be, noise, ws.noise);
-    be.lincomb(x, S(1), x, S(m_step[i]), ws.score, S(m_noise_std[i]), ws.noise);
+    lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(m_step[i]), ws.score, S(m_noise_std[i]));
   }
 
  private:

@@ -76,7 +76,6 @@ class ddim {
     const x0_eps_coefficients c = detail::evaluate_x0_eps(model, m_process, x, t, ws);
     // diffusers draws a noise tensor at every step when eta > 0 (even where sigma is 0).
     const bool stochastic = m_options.eta > 0.0;
-    if (stochastic) draw_normal(be, noise, ws.noise);
 
     const double a = std::sqrt(alpha_bar_prev);
     const bool corrected = m_options.correction.mode != x0_correction::kind::none;
@@ -91,7 +90,7 @@ class ddim {
         be.lincomb(ws.model_out, S(c.eps.x_coef), x, S(c.eps.pred_coef), ws.model_out);
       }
       if (stochastic)
-        be.lincomb(x, S(a), ws.prediction, S(dir), ws.model_out, S(sigma), ws.noise);
+        lincomb_with_noise(be, noise, ws.noise, x, S(a), ws.prediction, S(dir), ws.model_out, S(sigma));
       else
         be.lincomb(x, S(a), ws.prediction, S(dir), ws.model_out);
     } else {
@@ -99,7 +98,7 @@ class ddim {
       const double cx = a * c.x0.x_coef + dir * c.eps.x_coef;
       const double cp = a * c.x0.pred_coef + dir * c.eps.pred_coef;
       if (stochastic)
-        be.lincomb(x, S(cx), x, S(cp), ws.model_out, S(sigma), ws.noise);
+        lincomb_with_noise(be, noise, ws.noise, x, S(cx), x, S(cp), ws.model_out, S(sigma));
       else
         be.lincomb(x, S(cx), x, S(cp), ws.model_out);
     }

@@ -73,21 +73,21 @@ class ddpm_ancestral {
     // x0_hat = (x - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) (Ho et al. 2020, Eq. 15), taken from
     // whatever the model predicts.
     const conversion x0 = detail::evaluate_x0_eps(model, m_process, x, t, ws).x0;
-    if (noise_std > 0) draw_normal(be, noise, ws.noise);
 
     if (ws.need_prediction || m_options.correction.mode != x0_correction::kind::none) {
       be.lincomb(ws.prediction, S(x0.x_coef), x, S(x0.pred_coef), ws.model_out);
       detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
       if (noise_std > 0)
-        be.lincomb(x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x, S(noise_std), ws.noise);
+        lincomb_with_noise(be, noise, ws.noise, x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x, S(noise_std));
       else
         be.lincomb(x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x);
     } else {
-      // The mean is linear in (x, model output) when x0_hat is not corrected: one pass.
+      // The mean is linear in (x, model output) when x0_hat is not corrected: one pass, with the
+      // noise generated inside it where the backend can.
       const double a = c.x0_coef * x0.x_coef + c.xt_coef;
       const double b = c.x0_coef * x0.pred_coef;
       if (noise_std > 0)
-        be.lincomb(x, S(a), x, S(b), ws.model_out, S(noise_std), ws.noise);
+        lincomb_with_noise(be, noise, ws.noise, x, S(a), x, S(b), ws.model_out, S(noise_std));
       else
         be.lincomb(x, S(a), x, S(b), ws.model_out);
     }

@@ -62,13 +62,14 @@ struct euler_maruyama_predictor {
                double dt, bool return_mean) const {
     using S = scalar_of<T>;
     detail::evaluate_score(be, model, p, x, t, ws);
-    draw_normal(be, noise, ws.noise);
     const double f = p.drift_scale(t), g = p.diffusion(t);
     const double x_coef = 1.0 + f * dt, score_coef = -g * g * dt;
-    if (return_mean)
+    if (return_mean) {
+      draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
       be.lincomb(x, S(x_coef), x, S(score_coef), ws.score);
-    else
-      be.lincomb(x, S(x_coef), x, S(score_coef), ws.score, S(g * std::sqrt(-dt)), ws.noise);
+    } else {
+      lincomb_with_noise(be, noise, ws.noise, x, S(x_coef), x, S(score_coef), ws.score, S(g * std::sqrt(-dt)));
+    }
   }
 };
 
@@ -85,14 +86,15 @@ struct reverse_diffusion_predictor {
                double /*dt*/, bool return_mean) const {
     using S = scalar_of<T>;
     detail::evaluate_score(be, model, p, x, t, ws);
-    draw_normal(be, noise, ws.noise);
     const sde_discretization d = p.discretize(t);
     const double g2 = d.g_coef * d.g_coef * (probability_flow ? 0.5 : 1.0);
     const double noise_std = probability_flow ? 0.0 : d.g_coef;
-    if (return_mean || noise_std == 0.0)
+    if (return_mean || noise_std == 0.0) {
+      draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
       be.lincomb(x, S(1.0 - d.f_coef), x, S(g2), ws.score);
-    else
-      be.lincomb(x, S(1.0 - d.f_coef), x, S(g2), ws.score, S(noise_std), ws.noise);
+    } else {
+      lincomb_with_noise(be, noise, ws.noise, x, S(1.0 - d.f_coef), x, S(g2), ws.score, S(noise_std));
+    }
   }
 };
 
@@ -109,12 +111,13 @@ struct ancestral_predictor {
     if constexpr (has_ancestral_step<Process>) {
       using S = scalar_of<T>;
       detail::evaluate_score(be, model, p, x, t, ws);
-      draw_normal(be, noise, ws.noise);
       const ancestral_coefficients c = p.ancestral_step(t);
-      if (return_mean)
+      if (return_mean) {
+        draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
         be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score);
-      else
-        be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std), ws.noise);
+      } else {
+        lincomb_with_noise(be, noise, ws.noise, x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std));
+      }
     }
   }
 };
@@ -173,8 +176,7 @@ struct annealed_langevin_corrector {
     const double step = 2.0 * alpha * (snr * sigma) * (snr * sigma);
     for (std::size_t k = 0; k < steps; ++k) {
       detail::evaluate_score(be, model, p, x, t, ws);
-      draw_normal(be, noise, ws.noise);
-      be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
+      lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)));
     }
   }
 };
