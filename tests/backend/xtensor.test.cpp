@@ -92,6 +92,9 @@ static_assert(!dm::tensor<decltype(xt::adapt(std::declval<float*>(), std::size_t
                                              std::declval<std::array<std::size_t, 2>>()))>);
 static_assert(std::is_same_v<decltype(dm::borrow_xtensor(std::declval<float*>(), std::array<std::size_t, 2>{})),
                              dm::xtensor_buffer<float, 2>>);
+// xtensor_buffer is what xt::adapt_smart_ptr builds over a pointer and a shared_ptr<void> owner.
+static_assert(std::is_same_v<decltype(xt::adapt_smart_ptr(std::declval<float*>(), {3, 2}, std::shared_ptr<void>{})),
+                             dm::xtensor_buffer<float, 2>>);
 
 // The generic noise path picks the backend's own fill_normal for Philox noise; a source without the
 // range interface is left to draw_normal's generic path.

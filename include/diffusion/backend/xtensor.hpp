@@ -41,8 +41,8 @@ namespace diffusion {
 
 /// A row-major tensor of rank `Rank` over elements held by a std::shared_ptr<void> owner: either
 /// its own allocation (from make_like) or a user's buffer with an empty owner (from borrow_xtensor).
-/// It is the type `xt::adapt_smart_ptr(ptr, shape, std::shared_ptr<void>{...})` returns for a
-/// row-major std::array shape.
+/// It is the type `xt::adapt_smart_ptr(p, {d0, ..., dN-1}, std::shared_ptr<void>(...))` returns for
+/// a pointer prvalue p (e.g. vector.data()) under the default row-major layout.
 ///
 /// Copies and assignments from another xtensor_buffer rebind the handle, they do not copy elements
 /// (as for every xtensor adaptor over a raw buffer); assigning an expression writes elements.
@@ -115,7 +115,7 @@ xtensor_buffer<Scalar, Rank> borrow_xtensor(Scalar* data, const std::array<std::
   std::size_t n = 1;
   for (std::size_t e : shape) n *= e;
   using T = xtensor_buffer<Scalar, Rank>;
-  // An empty owner: the aliasing-free shared_ptr<void>{} deletes nothing and allocates nothing.
+  // An empty owner: shared_ptr<void>{} holds no control block, so it neither allocates nor frees.
   return T(typename T::storage_type(data, n, std::shared_ptr<void>{}), shape);
 }
 
