@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <diffusion/xtensor.hpp>
+#include "support/allocation_counter.hpp"
 
 // The public entry of the xtensor backend must not pull in Eigen (DESIGN.md, Layers).
 #if defined(EIGEN_WORLD_VERSION)
@@ -36,35 +37,6 @@
 #endif
 
 namespace dm = diffusion;
-
-// ---------------------------------------------------------------------------------------------
-// Allocation counting: every backend operation must allocate nothing. This binary replaces the
-// global operator new; the counter is read only around the calls under test.
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-void* counted_allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_allocate(n); }
-void* operator new[](std::size_t n) { return counted_allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-// The nothrow forms too (Catch2 uses them): with only some forms replaced, a sanitizer's own
-// operator new would pair with this operator delete (alloc-dealloc mismatch).
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  ++g_allocations;
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept { return operator new(n, tag); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
 
 // ---------------------------------------------------------------------------------------------
 // The concept, for every tensor kind, both scalars and several ranks.
@@ -300,9 +272,9 @@ void check_operations_match_reference(const shape_t& shape) {
   auto check = [&](auto&& operation, const T& got, const dm::reference_tensor<S>& want,
                    const dm::reference_tensor<S>& scale) {
     INFO("operation " << ++op);
-    const std::size_t before = g_allocations.load();
+    const std::size_t before = diffusion::test::allocations.load();
     operation();
-    allocations += g_allocations.load() - before;
+    allocations += diffusion::test::allocations.load() - before;
     require_matches_reference<S>(view(got), view(want), view(scale));
   };
   check([&] { be.lincomb(y, a1, x1); }, y, want1, scale1);
@@ -409,10 +381,10 @@ TEST_CASE("xtensor_buffer: borrowing copies nothing, make_like owns new memory",
   using B = dm::xtensor_buffer<float, 2>;
 
   SECTION("from a pointer and a shape") {
-    const std::size_t before = g_allocations.load();
+    const std::size_t before = diffusion::test::allocations.load();
     B b = dm::borrow_xtensor(user.data(), std::array<std::size_t, 2>{3, 2});
     B copy = b;  // another handle to the same elements
-    CHECK(g_allocations.load() == before);
+    CHECK(diffusion::test::allocations.load() == before);
     CHECK(b.data() == user.data());
     CHECK(copy.data() == user.data());
     CHECK(dm::batch_size(b) == 3);
@@ -585,12 +557,12 @@ void check_fill_normal_matches_philox(const shape_t& shape, bool per_sample_stre
   typename Kind::backend be;
   dm::philox_noise noise(seed, stream, per_sample_streams);
   for (std::size_t k = 0; k < 3; ++k) {
-    const std::size_t before = g_allocations.load();
+    const std::size_t before = diffusion::test::allocations.load();
     if (k == 1)
       dm::draw_normal(be, noise, z);  // the generic path must pick the backend's fill_normal
     else
       be.fill_normal(z, noise);
-    CHECK(g_allocations.load() == before);
+    CHECK(diffusion::test::allocations.load() == before);
     CHECK(noise.draw_index() == k + 1);  // exactly one draw per fill
     require_identical<S>(view(z), std::span<const S>(want[k]));
   }

@@ -23,25 +23,7 @@
 
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
-
-// Allocation counting for the no-allocation test (malloc/free behind new/delete, as in
-// tests/sampler/no_allocation.test.cpp).
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-void* counted_allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_allocate(n); }
-void* operator new[](std::size_t n) { return counted_allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
+#include "support/allocation_counter.hpp"
 
 using namespace diffusion;
 using Catch::Matchers::Contains;
@@ -313,7 +295,7 @@ TEST_CASE("adaptive SDE: the step loop allocates nothing", "[sampler][adaptive_s
   std::vector<std::size_t> counts;
   counts.reserve(100000);
   const auto r = sample_adaptive_sde(p, model, be, std::move(x), noise, {.eps_rel = 1e-3, .eps_abs = 1e-3},
-                                     [&](const step_info<tensor_d>&) { counts.push_back(g_allocations.load()); });
+                                     [&](const step_info<tensor_d>&) { counts.push_back(diffusion::test::allocations.load()); });
   REQUIRE(r.report.rejected > 0);  // rejected attempts happen between these observer calls too
   REQUIRE(counts.size() == r.report.accepted + 1);
   CHECK(counts.back() == counts.front());

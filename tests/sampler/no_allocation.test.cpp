@@ -12,27 +12,7 @@
 #include <diffusion/diffusion.hpp>
 
 #include "support/mixture_fixture.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}
-
-// malloc/free behind new/delete: g++ warns (-Wmismatched-new-delete) when it sees both ends inline.
-namespace {
-void* counted_allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_allocate(n); }
-void* operator new[](std::size_t n) { return counted_allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
+#include "support/allocation_counter.hpp"
 
 using namespace diffusion;
 
@@ -44,7 +24,7 @@ struct allocation_recorder {
   std::vector<std::size_t>* counts;
   template <class T>
   void operator()(const step_info<T>&) {
-    counts->push_back(g_allocations.load());
+    counts->push_back(diffusion::test::allocations.load());
   }
 };
 

@@ -19,23 +19,7 @@
 
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-void* counted_allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_allocate(n); }
-void* operator new[](std::size_t n) { return counted_allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
+#include "support/allocation_counter.hpp"
 
 using namespace diffusion;
 using Catch::Matchers::Contains;
@@ -386,7 +370,7 @@ TEST_CASE("the probability-flow step loops allocate nothing", "[sampler][probabi
   reference_tensor<float> x({64, 2});
   std::vector<std::size_t> counts;
   counts.reserve(64);
-  auto record = [&](const step_info<reference_tensor<float>>&) { counts.push_back(g_allocations.load()); };
+  auto record = [&](const step_info<reference_tensor<float>>&) { counts.push_back(diffusion::test::allocations.load()); };
   auto check = [&](const auto& sampler) {
     counts.clear();
     (void)sample(sampler, model, be, x, no_noise{}, record);

@@ -23,37 +23,11 @@
 #include <diffusion/xtensor.hpp>
 
 #include "support/mixture_fixture.hpp"
+#include "support/allocation_counter.hpp"
 
 #if defined(EIGEN_WORLD_VERSION)
 #error "diffusion/xtensor.hpp includes Eigen"
 #endif
-
-// Allocation counting for the step-loop check; read only between observer calls.
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-void* counted_allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_allocate(n); }
-void* operator new[](std::size_t n) { return counted_allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-// The nothrow forms too (Catch2 uses them): with only some forms replaced, a sanitizer's own
-// operator new would pair with this operator delete (alloc-dealloc mismatch).
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  ++g_allocations;
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept { return operator new(n, tag); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
 
 using namespace diffusion;
 
@@ -215,7 +189,7 @@ struct allocation_recorder {
   std::vector<std::size_t>* counts;
   template <class T>
   void operator()(const step_info<T>&) {
-    counts->push_back(g_allocations.load());
+    counts->push_back(diffusion::test::allocations.load());
   }
 };
 
