@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <concepts>
@@ -284,19 +285,6 @@ DIFFUSION_ALWAYS_INLINE normal_pair<S> box_muller(std::uint32_t w0, std::uint32_
   return {radius * turn.first, radius * turn.second};
 }
 
-/// Box-Muller over an array of words: out[2i] and out[2i + 1] are box_muller(words[2i],
-/// words[2i + 1]). Requires out.size() == words.size() and an even size (not checked: an internal
-/// kernel, called with buffers the caller sized).
-template <std::floating_point S>
-void box_muller_block(std::span<const std::uint32_t> words, std::span<S> out) {
-  const std::size_t pairs = std::min(words.size(), out.size()) / 2;
-  for (std::size_t i = 0; i < pairs; ++i) {
-    const normal_pair<S> z = box_muller<S>(words[2 * i], words[2 * i + 1]);
-    out[2 * i] = z.first;
-    out[2 * i + 1] = z.second;
-  }
-}
-
 namespace detail {
 
 /// Box-Muller on N pairs held in separate arrays: (cos_out[i], sin_out[i]) = box_muller(radius_words[i],
@@ -313,6 +301,32 @@ DIFFUSION_WIDE_SIMD void box_muller_arrays(const std::uint32_t* __restrict radiu
 }
 
 }  // namespace detail
+
+/// Box-Muller over an array of words: out[2i] and out[2i + 1] are box_muller(words[2i],
+/// words[2i + 1]). Requires out.size() == words.size() and an even size (not checked: an internal
+/// kernel, called with buffers the caller sized). The pairs go through detail::box_muller_arrays in
+/// passes of a fixed length, so that the transform vectorises in any build.
+template <std::floating_point S>
+void box_muller_block(std::span<const std::uint32_t> words, std::span<S> out) {
+  constexpr std::size_t pass = 64;  // pairs per pass
+  const std::size_t pairs = std::min(words.size(), out.size()) / 2;
+  // Zero-initialised: a short last pass transforms these (or an earlier pass's) words and drops them.
+  alignas(64) std::array<std::uint32_t, pass> radius_words{}, angle_words{};
+  alignas(64) std::array<S, pass> cos_part, sin_part;
+  for (std::size_t first = 0; first < pairs; first += pass) {
+    const std::size_t n = std::min(pass, pairs - first);
+    for (std::size_t k = 0; k < n; ++k) {
+      radius_words[k] = words[2 * (first + k)];
+      angle_words[k] = words[2 * (first + k) + 1];
+    }
+    detail::box_muller_arrays<S, pass>(radius_words.data(), angle_words.data(), cos_part.data(), sin_part.data());
+    for (std::size_t k = 0; k < n; ++k) {
+      out[2 * (first + k)] = cos_part[k];
+      out[2 * (first + k) + 1] = sin_part[k];
+    }
+  }
+}
+
 
 /// Uniforms in [0, 1) over an array of words: out[i] = uniform_from_word(words[i]).
 template <std::floating_point S>

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+// Issue #5's Google Benchmark suite. Every name is group/case/implementation/threads/shape:
+//
+//   step/<sampler>/{library,fused}/{1t,2t}/<shape>   one step, model cost excluded; a stochastic
+//                                                   sampler's noise excluded too (null_noise)
+//   stochastic/<sampler>/<noise>/{1t,2t}/<shape>     one step including its noise
+//   noise/normal/<generator>/{1t,2t}/<shape>         one draw of N(0, 1) into a float tensor
+//
+// benchmarks/ratios.py turns the JSON output (medians of interleaved repetitions) into the ratio
+// tables of docs/PERFORMANCE.md; scripts/bench runs both.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <type_traits>
+
+#include "bench_common.hpp"
+
+namespace {
+
+using namespace bench;
+
+void add(const std::string& name, std::function<void(benchmark::State&)> f) {
+  benchmark::RegisterBenchmark(name.c_str(), [f = std::move(f)](benchmark::State& st) { f(st); })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+void count(benchmark::State& st, const shape& s) {
+  st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(s.size()));
+  st.counters["elements"] = static_cast<double>(s.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The library's step.
+
+template <class Case, int R, class Be, class Noise>
+void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise) {
+  Case c;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = c.workspace(be, x);
+  for (auto _ : st) {
+    c.step(be, noise, ws, x);
+    keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same arithmetic by hand.
+
+template <class Case, int R>
+struct fused_runner {
+  Case c;
+  std::array<float, 3> linear{};
+  std::array<float, 6> heun{};
+  double langevin_alpha = 0;
+
+  fused_runner() {
+    if constexpr (std::is_same_v<Case, heun_case>)
+      heun = heun_coefficients(c);
+    else if constexpr (std::is_same_v<Case, langevin_case>)
+      langevin_alpha = c.process.langevin_alpha(c.t);
+    else
+      linear = probe_linear_step(c);
+  }
+
+  template <class W>
+  void run(W& ws, tensor<R>& x) {
+    const std::size_t n = static_cast<std::size_t>(x.size());
+    if constexpr (std::is_same_v<Case, heun_case>) {
+      fused_heun(x.data(), ws.scratch[1].data(), ws.scratch[0].data(), ws.scratch[2].data(), heun, n);
+    } else if constexpr (std::is_same_v<Case, langevin_case>) {
+      fused_langevin(x.data(), ws.score.data(), ws.noise.data(), langevin_alpha, langevin_snr,
+                     static_cast<std::size_t>(x.dimension(0)), n);
+    } else if constexpr (Case::stochastic) {
+      fused3(x.data(), Case::pred(ws).data(), Case::noise(ws).data(), linear[0], linear[1], linear[2], n);
+    } else {
+      fused2(x.data(), Case::pred(ws).data(), linear[0], linear[1], n);
+    }
+  }
+};
+
+template <class Case, int R>
+void fused_step(benchmark::State& st, const shape& s) {
+  fused_runner<Case, R> f;
+  backend1<R> be;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = f.c.workspace(be, x);
+  {
+    // The hand loop must compute what the library computes: one step each from the same inputs.
+    auto x_lib = x, x_hand = x;
+    auto ws_lib = ws, ws_hand = ws;
+    null_noise nn;
+    f.c.step(be, nn, ws_lib, x_lib);
+    f.run(ws_hand, x_hand);
+    if (relative_difference(x_lib, x_hand) > 1e-5) {
+      st.SkipWithError("the hand-fused loop does not compute the library's step");
+      return;
+    }
+  }
+  for (auto _ : st) {
+    f.run(ws, x);
+    keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
+/// The DDPM step with its noise from mt19937_64 + std::normal_distribution inside the loop.
+template <int R>
+void fused_ddpm_mt19937(benchmark::State& st, const shape& s) {
+  ddpm_case c;
+  const std::array<float, 3> k = probe_linear_step(c);
+  backend1<R> be;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = c.workspace(be, x);
+  std::mt19937_64 engine(42);
+  std::normal_distribution<float> normal;
+  for (auto _ : st) {
+    fused3_mt19937(x.data(), ws.model_out.data(), k[0], k[1], k[2], s.size(), engine, normal);
+    keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
+/// The DDPM update x = a x + b eps + c z with fresh Philox noise through the backend's fused
+/// lincomb_noise (what the sampler step would cost calling it; the step's scalar work is ~20 ns).
+template <int R, class Be>
+void backend_lincomb_noise(benchmark::State& st, const shape& s, Be& be) {
+  ddpm_case c;
+  const std::array<float, 3> k = probe_linear_step(c);
+  backend1<R> be1;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = c.workspace(be1, x);
+  dm::philox_noise noise(7);
+  for (auto _ : st) {
+    be.lincomb_noise(x, k[0], x, k[1], ws.model_out, k[2], noise);
+    keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Noise generation alone.
+
+template <int R, class Fill>
+void noise_fill(benchmark::State& st, const shape& s, Fill fill) {
+  auto z = make_tensor<R>(s);
+  for (auto _ : st) {
+    fill(z);
+    keep(z);
+  }
+  count(st, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+template <class Case, int R>
+void register_step(const shape& s, bool with_fused) {
+  const std::string base = std::string("step/") + Case::name;
+  add(base + "/library/1t/" + s.name, [s](benchmark::State& st) {
+    backend1<R> be;
+    null_noise nn;
+    library_step<Case, R>(st, s, be, nn);
+  });
+  add(base + "/library/2t/" + s.name, [s](benchmark::State& st) {
+    backend2<R> be(pool2());
+    null_noise nn;
+    library_step<Case, R>(st, s, be, nn);
+  });
+  if (with_fused) add(base + "/fused/1t/" + s.name, [s](benchmark::State& st) { fused_step<Case, R>(st, s); });
+
+  if constexpr (Case::stochastic) {
+    const std::string sto = std::string("stochastic/") + Case::name;
+    add(sto + "/philox/1t/" + s.name, [s](benchmark::State& st) {
+      backend1<R> be;
+      dm::philox_noise noise(7);
+      library_step<Case, R>(st, s, be, noise);
+    });
+    add(sto + "/philox/2t/" + s.name, [s](benchmark::State& st) {
+      backend2<R> be(pool2());
+      dm::philox_noise noise(7);
+      library_step<Case, R>(st, s, be, noise);
+    });
+  }
+}
+
+template <int R>
+void register_shape(const shape& s) {
+  register_step<ddpm_case, R>(s, true);
+  register_step<ddim_case, R>(s, true);
+  register_step<em_case, R>(s, true);
+  register_step<langevin_case, R>(s, true);
+  register_step<heun_case, R>(s, true);
+  add("stochastic/ddpm/engine_mt19937_64/1t/" + s.name, [s](benchmark::State& st) {
+    backend1<R> be;
+    dm::engine_noise<std::mt19937_64> noise{std::mt19937_64(42)};
+    library_step<ddpm_case, R>(st, s, be, noise);
+  });
+  add("stochastic/ddpm/lincomb_noise/1t/" + s.name, [s](benchmark::State& st) {
+    backend1<R> be;
+    backend_lincomb_noise<R>(st, s, be);
+  });
+  add("stochastic/ddpm/lincomb_noise/2t/" + s.name, [s](benchmark::State& st) {
+    backend2<R> be(pool2());
+    backend_lincomb_noise<R>(st, s, be);
+  });
+  add("stochastic/ddpm/fused_mt19937_64/1t/" + s.name,
+      [s](benchmark::State& st) { fused_ddpm_mt19937<R>(st, s); });
+
+  const std::size_t batch = s.batch();
+  add("noise/normal/philox/1t/" + s.name, [s, batch](benchmark::State& st) {
+    dm::philox_noise noise(7);
+    noise_fill<R>(st, s, [&](tensor<R>& z) { noise.fill_normal(dm::elements(z), batch); });
+  });
+  add("noise/normal/backend_philox/1t/" + s.name, [s](benchmark::State& st) {
+    backend1<R> be;
+    dm::philox_noise noise(7);
+    noise_fill<R>(st, s, [&](tensor<R>& z) { be.fill_normal(z, noise); });
+  });
+  add("noise/normal/backend_philox/2t/" + s.name, [s](benchmark::State& st) {
+    backend2<R> be(pool2());
+    dm::philox_noise noise(7);
+    noise_fill<R>(st, s, [&](tensor<R>& z) { be.fill_normal(z, noise); });
+  });
+  add("noise/normal/mt19937_64_normal_distribution/1t/" + s.name, [s](benchmark::State& st) {
+    std::mt19937_64 engine(42);
+    std::normal_distribution<float> normal;
+    noise_fill<R>(st, s, [&](tensor<R>& z) {
+      for (Eigen::Index i = 0; i < z.size(); ++i) z.data()[i] = normal(engine);
+    });
+  });
+  add("noise/normal/engine_mt19937_64/1t/" + s.name, [s, batch](benchmark::State& st) {
+    dm::engine_noise<std::mt19937_64> noise{std::mt19937_64(42)};
+    noise_fill<R>(st, s, [&](tensor<R>& z) { noise.fill_normal(dm::elements(z), batch); });
+  });
+}
+
+/// Around the thread threshold: the deterministic and the stochastic step on 1 and 2 threads.
+template <int R>
+void register_threshold_shape(const shape& s) {
+  for (const char* t : {"1t", "2t"}) {
+    const bool two = std::string(t) == "2t";
+    add(std::string("step/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
+      null_noise nn;
+      if (two) {
+        backend2<R> be(pool2());
+        library_step<ddim_case, R>(st, s, be, nn);
+      } else {
+        backend1<R> be;
+        library_step<ddim_case, R>(st, s, be, nn);
+      }
+    });
+    add(std::string("stochastic/ddpm/lincomb_noise/") + t + "/" + s.name, [s, two](benchmark::State& st) {
+      if (two) {
+        backend2<R> be(pool2());
+        backend_lincomb_noise<R>(st, s, be);
+      } else {
+        backend1<R> be;
+        backend_lincomb_noise<R>(st, s, be);
+      }
+    });
+    add(std::string("stochastic/ddpm/philox/") + t + "/" + s.name, [s, two](benchmark::State& st) {
+      dm::philox_noise noise(7);
+      if (two) {
+        backend2<R> be(pool2());
+        library_step<ddpm_case, R>(st, s, be, noise);
+      } else {
+        backend1<R> be;
+        library_step<ddpm_case, R>(st, s, be, noise);
+      }
+    });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (const shape& s : issue_shapes()) {
+    if (s.dims.size() == 2)
+      register_shape<2>(s);
+    else
+      register_shape<4>(s);
+  }
+  for (const shape& s : threshold_shapes()) register_threshold_shape<2>(s);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
