@@ -238,7 +238,8 @@ inline image grid(const std::vector<std::vector<image>>& rows, std::string_view 
     for (const image& p : r) cell_w = std::max(cell_w, p.width()), cell_h = std::max(cell_h, p.height());
   }
   const int top = caption.empty() ? gap : 24;
-  image out(std::max(1, gap + cols * (cell_w + gap)), std::max(1, top + static_cast<int>(rows.size()) * (cell_h + gap)));
+  image out(std::max(1, gap + cols * (cell_w + gap)),
+            std::max(1, top + static_cast<int>(rows.size()) * (cell_h + gap)));
   if (!caption.empty()) out.text(gap, 6, caption, palette::black, 2);
   for (std::size_t r = 0; r < rows.size(); ++r)
     for (std::size_t c = 0; c < rows[r].size(); ++c)

@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <numbers>
 #include <span>
 #include <stdexcept>
@@ -62,6 +63,7 @@ struct train_step_info {
 struct train_report {
   std::vector<double> loss;  ///< the minibatch loss of every step
   double seconds = 0.0;      ///< wall time of the whole run
+  double cpu_seconds = 0.0;  ///< processor time of the whole run (std::clock: all threads of the process)
   std::size_t steps = 0;     ///< steps taken (fewer than asked if the observer stopped the run)
 };
 
@@ -125,6 +127,7 @@ train_report train(const Loss& loss, Model& model, std::span<const double> data,
   train_report report;
   report.loss.reserve(options.steps);
   const auto start = std::chrono::steady_clock::now();
+  const std::clock_t cpu_start = std::clock();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   double ema = 0.0, ema_weight = 0.0;
   for (std::size_t k = 0; k < options.steps; ++k) {
@@ -163,6 +166,7 @@ train_report train(const Loss& loss, Model& model, std::span<const double> data,
     }
   }
   report.seconds = seconds();
+  report.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return report;
 }
 
