@@ -568,3 +568,11 @@ TEMPLATE_TEST_CASE("eigen_backend::fill_normal is bit-identical to philox_noise:
   for (const auto& dims : shapes2()) check_fill_normal_matches_philox<S, 2>(dims, per_sample);
   for (const auto& dims : shapes4()) check_fill_normal_matches_philox<S, 4>(dims, per_sample);
 }
+
+TEST_CASE("eigen clamp rejects lo > hi", "[backend][clamp][errors]") {
+  diffusion::eigen_backend<float, 2> be;
+  Eigen::Tensor<float, 2, Eigen::RowMajor> x(2, 2);
+  x.setZero();
+  CHECK_THROWS_WITH(be.clamp(x, x, 1.f, -1.f), Catch::Matchers::Contains("lo = 1") && Catch::Matchers::Contains("hi = -1"));
+  CHECK_NOTHROW(be.clamp(x, x, 0.f, 0.f));
+}

@@ -203,3 +203,11 @@ TEMPLATE_TEST_CASE("reference_backend: clamp", "[backend][reference]", float, do
     CHECK(y.data[1] == S(1));
   }
 }
+
+TEST_CASE("clamp rejects lo > hi on the library's backends", "[backend][clamp][errors]") {
+  diffusion::reference_backend<double> ref;
+  diffusion::reference_tensor<double> x({2, 2});
+  CHECK_THROWS_WITH(ref.clamp(x, x, 1.0, -1.0), Catch::Matchers::Contains("lo = 1") && Catch::Matchers::Contains("hi = -1"));
+  CHECK_THROWS_AS(ref.clamp(x, x, std::nan(""), 1.0), std::invalid_argument);
+  CHECK_NOTHROW(ref.clamp(x, x, 1.0, 1.0));
+}

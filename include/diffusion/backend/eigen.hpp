@@ -36,6 +36,7 @@
 #endif
 
 #include "../core/errors.hpp"
+#include "../core/noise.hpp"
 #include "../core/tensor.hpp"
 
 namespace diffusion {
@@ -95,23 +96,6 @@ class eigen_thread_pool {
 };
 
 namespace detail {
-
-/// A noise source whose draws can be generated in pieces: next_draw() hands out a draw index, and
-/// fill_normal_range writes out[begin, end) of that draw as a pure function of the element index,
-/// so any split across threads gives the same bits (diffusion::philox_noise is one).
-template <class N, class Scalar>
-concept range_normal_source = requires(N& n, const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
-  { n.next_draw() } -> std::convertible_to<std::uint64_t>;
-  cn.fill_normal_range(out, i, k, i, i);
-};
-
-/// A noise source that can also write any block of elements of a draw into a separate buffer, so
-/// that a backend can generate noise inside an update loop (diffusion::philox_noise is one).
-template <class N, class Scalar>
-concept block_normal_source =
-    range_normal_source<N, Scalar> && requires(const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
-      cn.write_normal_range(i, i, k, i, out);
-    };
 
 /// Where an Eigen assignment runs. Primary template left undefined: eigen_backend names the devices
 /// it supports in a static_assert.
@@ -309,6 +293,8 @@ class eigen_backend {
   /// y = min(max(x, lo), hi), elementwise; NaN stays NaN. y may alias x.
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
     check_shape("eigen_backend::clamp", "x", y, x);
+    if (!(lo <= hi)) [[unlikely]]
+      throw_invalid("eigen_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
     m_exec.assign(y, x.clip(lo, hi));
   }
 

@@ -78,6 +78,8 @@ struct reference_backend {
 
   /// y = min(max(x, lo), hi).
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
+    if (!(lo <= hi)) [[unlikely]]
+      throw_invalid("reference_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
     for (std::size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::min(std::max(x.data[i], lo), hi);
   }
 

@@ -35,6 +35,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "../core/errors.hpp"
+#include "../core/noise.hpp"
 #include "../core/tensor.hpp"
 
 namespace diffusion {
@@ -226,10 +227,7 @@ class basic_xtensor_backend {
   /// noise.fill_normal(elements(z), batch_size(z)). (A source without the range interface is filled
   /// by diffusion::draw_normal's generic path.)
   template <class Noise>
-    requires requires(Noise& n, const Noise& cn, std::span<scalar_type> out, std::size_t i, std::uint64_t k) {
-      { n.next_draw() } -> std::convertible_to<std::uint64_t>;
-      cn.fill_normal_range(out, i, k, i, i);
-    }
+    requires detail::range_normal_source<Noise, scalar_type>
   void fill_normal(tensor_type& z, Noise& noise) const {
     const std::uint64_t draw = noise.next_draw();
     const std::span<scalar_type> out = traits::elements(z);

@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "tensor.hpp"
@@ -21,6 +22,27 @@ concept noise_source = requires(N& n, std::span<Scalar> out, std::size_t batch) 
   n.fill_normal(out, batch);
   n.fill_uniform(out, batch);
 };
+
+namespace detail {
+
+/// A noise source whose draws can be generated in pieces: next_draw() hands out a draw index, and
+/// fill_normal_range writes out[begin, end) of that draw as a pure function of the element index,
+/// so any split across threads gives the same bits (diffusion::philox_noise is one).
+template <class N, class Scalar>
+concept range_normal_source = requires(N& n, const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
+  { n.next_draw() } -> std::convertible_to<std::uint64_t>;
+  cn.fill_normal_range(out, i, k, i, i);
+};
+
+/// A noise source that can also write any block of elements of a draw into a separate buffer, so
+/// that a backend can generate noise inside an update loop (diffusion::philox_noise is one).
+template <class N, class Scalar>
+concept block_normal_source =
+    range_normal_source<N, Scalar> && requires(const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
+      cn.write_normal_range(i, i, k, i, out);
+    };
+
+}  // namespace detail
 
 /// Fills tensor `z` with one draw of standard normal noise from `noise`. A backend that can
 /// generate a source's noise on its own device (fused, threaded) provides

@@ -81,7 +81,8 @@ void require_same_shape(const T& a, const T& b, std::string_view where, std::str
 ///   memory, allocates nothing, and y may alias any of the x's;
 /// - lincomb_per_sample(y, a, x1, b, x2) sets y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...] with
 ///   one coefficient per batch sample s (a.size() == b.size() == batch_size);
-/// - clamp(y, x, lo, hi) sets y = min(max(x, lo), hi); y may alias x;
+/// - clamp(y, x, lo, hi) sets y = min(max(x, lo), hi); y may alias x; lo > hi (or a NaN bound)
+///   throws std::invalid_argument;
 /// - results are identical whatever the number of threads the backend uses.
 template <class B>
 concept tensor_backend =
