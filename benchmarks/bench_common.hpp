@@ -81,6 +81,27 @@ struct null_noise {
   void fill_uniform(std::span<S>, std::size_t) noexcept {}
 };
 
+/// philox_noise without write_normal_range: the samplers then draw the noise into a tensor with
+/// the backend's fill_normal and combine it with lincomb (two passes) instead of generating it
+/// inside the update (lincomb_noise). The same values either way.
+struct unfused_philox {
+  dm::philox_noise noise;
+  template <class S>
+  void fill_normal(std::span<S> out, std::size_t batch) {
+    noise.fill_normal(out, batch);
+  }
+  template <class S>
+  void fill_uniform(std::span<S> out, std::size_t batch) {
+    noise.fill_uniform(out, batch);
+  }
+  std::uint64_t next_draw() noexcept { return noise.next_draw(); }
+  template <class S>
+  void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
+                         std::size_t end) const {
+    noise.fill_normal_range(out, batch, draw, begin, end);
+  }
+};
+
 /// The thread pool of the two-thread rows, made once.
 inline dm::eigen_thread_pool& pool2() {
   static dm::eigen_thread_pool pool(2);

@@ -112,6 +112,33 @@ void fused_step(benchmark::State& st, const shape& s) {
   count(st, s);
 }
 
+/// The hand-fused loop on two threads, split by the backend's own fork-join (the executor that
+/// fill_normal and lincomb_noise use, one range per thread, from any size): what lincomb would cost
+/// if it split its work the same way instead of through Eigen's parallelFor.
+template <class Case, int R>
+void fused_step_two_threads(benchmark::State& st, const shape& s) {
+  fused_runner<Case, R> f;
+  backend1<R> be;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = f.c.workspace(be, x);
+  const dm::detail::eigen_executor<Eigen::ThreadPoolDevice> exec(pool2().device(), 0);
+  const auto k = f.linear;
+  auto range = [&](std::size_t begin, std::size_t end) {
+    if constexpr (Case::stochastic)
+      fused3(x.data() + begin, Case::pred(ws).data() + begin, Case::noise(ws).data() + begin, k[0], k[1], k[2],
+             end - begin);
+    else
+      fused2(x.data() + begin, Case::pred(ws).data() + begin, k[0], k[1], end - begin);
+  };
+  for (auto _ : st) {
+    exec.for_ranges(s.size(), range);
+    keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
 /// The DDPM step with its noise from mt19937_64 + std::normal_distribution inside the loop.
 template <int R>
 void fused_ddpm_mt19937(benchmark::State& st, const shape& s) {
@@ -132,7 +159,7 @@ void fused_ddpm_mt19937(benchmark::State& st, const shape& s) {
 }
 
 /// The DDPM update x = a x + b eps + c z with fresh Philox noise through the backend's fused
-/// lincomb_noise (what the sampler step would cost calling it; the step's scalar work is ~20 ns).
+/// lincomb_noise, called directly (the step without its scalar work, ~20 ns).
 template <int R, class Be>
 void backend_lincomb_noise(benchmark::State& st, const shape& s, Be& be) {
   ddpm_case c;
@@ -179,6 +206,8 @@ void register_step(const shape& s, bool with_fused) {
     library_step<Case, R>(st, s, be, nn);
   });
   if (with_fused) add(base + "/fused/1t/" + s.name, [s](benchmark::State& st) { fused_step<Case, R>(st, s); });
+  if constexpr (std::is_same_v<Case, ddim_case> || std::is_same_v<Case, ddpm_case>)
+    add(base + "/fused/2t/" + s.name, [s](benchmark::State& st) { fused_step_two_threads<Case, R>(st, s); });
 
   if constexpr (Case::stochastic) {
     const std::string sto = std::string("stochastic/") + Case::name;
@@ -192,6 +221,18 @@ void register_step(const shape& s, bool with_fused) {
       dm::philox_noise noise(7);
       library_step<Case, R>(st, s, be, noise);
     });
+    if constexpr (std::is_same_v<Case, ddpm_case>) {
+      add(sto + "/philox_unfused/1t/" + s.name, [s](benchmark::State& st) {
+        backend1<R> be;
+        unfused_philox noise{dm::philox_noise(7)};
+        library_step<Case, R>(st, s, be, noise);
+      });
+      add(sto + "/philox_unfused/2t/" + s.name, [s](benchmark::State& st) {
+        backend2<R> be(pool2());
+        unfused_philox noise{dm::philox_noise(7)};
+        library_step<Case, R>(st, s, be, noise);
+      });
+    }
   }
 }
 
@@ -249,6 +290,8 @@ void register_shape(const shape& s) {
 /// Around the thread threshold: the deterministic and the stochastic step on 1 and 2 threads.
 template <int R>
 void register_threshold_shape(const shape& s) {
+  add("step/ddim/fused/1t/" + s.name, [s](benchmark::State& st) { fused_step<ddim_case, R>(st, s); });
+  add("step/ddim/fused/2t/" + s.name, [s](benchmark::State& st) { fused_step_two_threads<ddim_case, R>(st, s); });
   for (const char* t : {"1t", "2t"}) {
     const bool two = std::string(t) == "2t";
     add(std::string("step/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {

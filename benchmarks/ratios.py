@@ -75,8 +75,9 @@ def step_table(r):
 
 
 def stochastic_table(r):
-    variants = [("philox", "library step, philox_noise (fill_normal + lincomb)"),
-                ("lincomb_noise", "backend lincomb_noise, Philox drawn inside the update"),
+    variants = [("philox", "library step, philox_noise (noise drawn inside the update: lincomb_noise)"),
+                ("philox_unfused", "library step, Philox drawn first (fill_normal, then lincomb)"),
+                ("lincomb_noise", "the update alone: eigen_backend::lincomb_noise called directly"),
                 ("engine_mt19937_64", "library step, engine_noise(mt19937_64)"),
                 ("fused_mt19937_64", "hand loop, mt19937_64 + std::normal_distribution")]
     rows = []
@@ -123,8 +124,11 @@ def thread_rows(r):
              ("step", "pf_heun", "library", "probability-flow Heun step"),
              ("step", "ddpm", "library", "DDPM step, noise excluded"),
              ("stochastic", "ddpm", "philox", "DDPM step with Philox noise"),
+             ("stochastic", "ddpm", "philox_unfused", "DDPM step, Philox drawn first (fill_normal + lincomb)"),
              ("stochastic", "ddpm", "lincomb_noise", "backend lincomb_noise"),
-             ("noise", "normal", "backend_philox", "eigen_backend::fill_normal")]
+             ("noise", "normal", "backend_philox", "eigen_backend::fill_normal"),
+             ("step", "ddim", "fused", "DDIM hand loop split by the backend's fork-join (prototype)"),
+             ("step", "ddpm", "fused", "DDPM hand loop split by the backend's fork-join (prototype)")]
     out = []
     for group, case, impl, label in pairs:
         for s in THREAD_SHAPES:
@@ -166,7 +170,7 @@ def summary(label, r):
         lines.append(f"- deterministic step <= 1.05x the hand-fused loop: {'MET' if m[0] <= 1.05 else 'MISSED'} "
                      f"(worst {m[0]:.2f} for {m[1]} at {m[2]})")
     # Stochastic step >= 7x faster than mt19937 + std::normal_distribution.
-    for impl, what in (("philox", "library step"), ("lincomb_noise", "with lincomb_noise")):
+    for impl, what in (("philox", "library step"),):
         sp = []
         for s in ISSUE_SHAPES:
             v, ref = get(r, "stochastic", "ddpm", impl, "1t", s), get(r, "stochastic", "ddpm", "fused_mt19937_64", "1t", s)
@@ -179,7 +183,8 @@ def summary(label, r):
     # Two threads: >= 1.8x from 64K elements, never slower below.
     big, small = [], []
     for lbl, s, n, t1, t2 in thread_rows(r):
-        (big if n >= THREAD_MIN_ELEMENTS else small).append((t1 / t2, lbl, s))
+        if "prototype" not in lbl:  # the targets are the library's
+            (big if n >= THREAD_MIN_ELEMENTS else small).append((t1 / t2, lbl, s))
     if big:
         m = min(big)
         lines.append(f"- two threads >= 1.8x from 64K elements: {'MET' if m[0] >= 1.8 else 'MISSED'} "
