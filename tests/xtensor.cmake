@@ -6,8 +6,8 @@
 # assignments with SIMD batches. The backend test is also built without it, as
 # test_backend_xtensor_scalar, so both evaluation paths are checked against the reference backend.
 
-set(diffusion_xtensor_tests test_backend_xtensor test_sampler_xtensor_samplers)
-set(diffusion_xtensor_ctest_names backend_xtensor sampler_xtensor_samplers)
+set(diffusion_xtensor_tests test_backend_xtensor test_sampler_xtensor_samplers test_conformance_samplers)
+set(diffusion_xtensor_ctest_names backend_xtensor sampler_xtensor_samplers conformance_samplers)
 
 find_package(xtensor 0.24 CONFIG QUIET)
 if(NOT xtensor_FOUND)
