@@ -201,7 +201,7 @@ TEST_CASE("schedule parameters are validated", "[process][schedule][errors]") {
     CHECK_THROWS_WITH(diffusion::sigmoid_betas(1e-4, 0.02, 0), Contains("num_timesteps"));
   }
   SECTION("non-finite beta_start") {
-    const double bad = GENERATE_COPY(nan, inf);
+    const double bad = GENERATE_COPY(values<double>({nan, inf}));
     CHECK_THROWS_WITH(diffusion::linear_betas(bad, 0.02, 10), Contains("beta_start") && Contains("(0, 1)"));
     CHECK_THROWS_WITH(diffusion::scaled_linear_betas(bad, 0.02, 10), Contains("beta_start"));
     CHECK_THROWS_WITH(diffusion::sigmoid_betas(bad, 0.02, 10), Contains("beta_start"));
@@ -215,11 +215,11 @@ TEST_CASE("schedule parameters are validated", "[process][schedule][errors]") {
     CHECK_THROWS_WITH(diffusion::sigmoid_betas(1e-4, bad, 10), Contains("beta_end"));
   }
   SECTION("max_beta outside (0, 1]") {
-    const double bad = GENERATE_COPY(0.0, 1.5, -1.0, nan);
+    const double bad = GENERATE_COPY(values<double>({0.0, 1.5, -1.0, nan}));
     CHECK_THROWS_WITH(diffusion::cosine_betas(10, bad), Contains("max_beta") && Contains("(0, 1]"));
   }
   SECTION("negative or non-finite s") {
-    const double bad = GENERATE_COPY(-0.1, inf);
+    const double bad = GENERATE_COPY(values<double>({-0.1, inf}));
     CHECK_THROWS_WITH(diffusion::cosine_betas(10, 0.999, bad), Contains("s = ") && Contains("[0, inf)"));
   }
   SECTION("rescaling needs T >= 2") {

@@ -235,7 +235,7 @@ TEST_CASE("vp_discrete: invalid input", "[process][vp_discrete][errors]") {
     CHECK_THROWS_WITH(vp_discrete(std::vector<double>{1.0}), Contains("betas[0] = 1") && Contains("(0, 1)"));
   }
   SECTION("a non-finite beta") {
-    const double bad = GENERATE_COPY(nan, inf);
+    const double bad = GENERATE_COPY(values<double>({nan, inf}));
     CHECK_THROWS_WITH(vp_discrete(std::vector<double>{bad, 0.2}), Contains("betas[0]"));
   }
   SECTION("T = 0") {
@@ -263,15 +263,15 @@ TEST_CASE("vp_discrete: invalid input", "[process][vp_discrete][errors]") {
   }
   SECTION("a non-finite t") {
     const vp_discrete p = vp_discrete::linear(1e-4, 0.02, 10);
-    const double bad = GENERATE_COPY(nan, inf, -inf);
+    const double bad = GENERATE_COPY(values<double>({nan, inf, -inf}));
     CHECK_THROWS_WITH(p.alpha_bar(bad), Contains("t = ") && Contains("[0, 9]"));
   }
   SECTION("posterior with alpha_bar_t outside [0, 1)") {
-    const double bad = GENERATE_COPY(-0.1, 1.0, nan);
+    const double bad = GENERATE_COPY(values<double>({-0.1, 1.0, nan}));
     CHECK_THROWS_WITH(diffusion::posterior(bad, 1.0), Contains("alpha_bar_t") && Contains("[0, 1)"));
   }
   SECTION("posterior with alpha_bar_prev not above alpha_bar_t or above 1") {
-    const double bad = GENERATE_COPY(0.5, 0.4, 1.01, nan);
+    const double bad = GENERATE_COPY(values<double>({0.5, 0.4, 1.01, nan}));
     CHECK_THROWS_WITH(diffusion::posterior(0.5, bad), Contains("alpha_bar_prev") && Contains("(alpha_bar_t, 1]"));
   }
 }

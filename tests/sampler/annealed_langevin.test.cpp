@@ -144,7 +144,7 @@ TEST_CASE("consistent_annealed_sampling follows the reference anneal_Langevin_dy
   const std::size_t B = 3, L = 6;
   const double sigma_L = process.sigma_min();
   // Inside (sigma_L^2 (1 - gamma), sigma_L^2 (1 + gamma)), away from the ancestral value.
-  const double step_lr = GENERATE_COPY(0.8 * sigma_L * sigma_L, 1.3 * sigma_L * sigma_L);
+  const double step_lr = GENERATE_COPY(values<double>({0.8 * sigma_L * sigma_L, 1.3 * sigma_L * sigma_L}));
   const bool denoise = GENERATE(true, false);
   score_model model(test::golden_mixture(), process);
   reference_backend<double> be;
@@ -339,7 +339,7 @@ TEST_CASE("annealed samplers reject bad options with the parameter, value and ra
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   constexpr double inf = std::numeric_limits<double>::infinity();
   SECTION("annealed Langevin: step_lr > 0 and finite, at least one step per level") {
-    const double bad = GENERATE_COPY(0.0, -1e-5, nan, inf);
+    const double bad = GENERATE_COPY(values<double>({0.0, -1e-5, nan, inf}));
     CHECK_THROWS_AS(annealed_langevin(process, {.step_lr = bad}), std::invalid_argument);
     CHECK_THROWS_WITH(annealed_langevin(process, {.step_lr = bad}), Contains("step_lr") && Contains("(0, inf)"));
     CHECK_THROWS_WITH(annealed_langevin(process, {.step_lr = 1e-5, .n_steps_each = 0}),
@@ -350,7 +350,7 @@ TEST_CASE("annealed samplers reject bad options with the parameter, value and ra
     for (std::size_t i = 0; i + 1 < process.num_levels(); ++i)
       gamma = std::min(gamma, process.sigmas()[i + 1] / process.sigmas()[i]);
     const double s2 = process.sigma_min() * process.sigma_min();
-    const double bad = GENERATE_COPY(0.0, -1.0, nan, inf, 0.99 * s2 * (1 - gamma), 1.01 * s2 * (1 + gamma));
+    const double bad = GENERATE_COPY(values<double>({0.0, -1.0, nan, inf, 0.99 * s2 * (1 - gamma), 1.01 * s2 * (1 + gamma)}));
     CHECK_THROWS_AS(consistent_annealed_sampling(process, {.step_lr = bad}), std::invalid_argument);
     CHECK_THROWS_WITH(consistent_annealed_sampling(process, {.step_lr = bad}),
                       Contains("step_lr") && Contains("sigma_L^2 (1 - gamma)") &&

@@ -62,6 +62,8 @@ template <class Inner>
 struct every {
   std::size_t n;
   Inner inner;
+  // A constructor, not aggregate deduction (which clang 14 lacks), with the guide below.
+  every(std::size_t n_, Inner&& inner_) : n(n_), inner(std::forward<Inner>(inner_)) {}
   template <class Tensor>
   observer_action operator()(const step_info<Tensor>& info) {
     if (n != 0 && info.index % n != 0 && info.index + 1 != info.count) return observer_action::proceed;
