@@ -8,9 +8,13 @@
 set -euo pipefail
 
 DIFFUSION_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# One build tree for both scripts, so the demo reuses what the tests built and the other way round.
+# Every build configuration has its own tree under this directory (gcc-release, gcc-asan, clang).
 DIFFUSION_BUILD_DIR="${DIFFUSION_BUILD_DIR:-$DIFFUSION_ROOT/build}"
 [[ "$DIFFUSION_BUILD_DIR" == /* ]] || DIFFUSION_BUILD_DIR="$PWD/$DIFFUSION_BUILD_DIR"
+# The g++ Release tree serves both scripts, so the demo reuses what the tests built and the other
+# way round.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+DIFFUSION_RELEASE_DIR="$DIFFUSION_BUILD_DIR/gcc-release"
 
 # Compiler, build tool and CMake, and the header-only libraries every configuration needs.
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -53,16 +57,19 @@ diffusion_require_packages() {
     "${missing[@]}" </dev/null
 }
 
-# Build-tool flag that keeps building the other targets after one fails (make and Ninja).
+# Build-tool flag that keeps building the other targets after one fails (make and Ninja), for
+# the build tree given as the argument.
 diffusion_keep_going() {
-  case "$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$DIFFUSION_BUILD_DIR/CMakeCache.txt")" in
+  case "$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$1/CMakeCache.txt")" in
     *Makefiles) echo -k ;;
     Ninja*) echo "-k 0" ;;
   esac
 }
 
-# Configures the build tree in Release with the given extra CMake options.
+# diffusion_configure DIR CMAKE_OPTIONS...: configures the build tree DIR with those options.
 diffusion_configure() {
-  diffusion_say "Configuring $DIFFUSION_BUILD_DIR (Release)"
-  cmake -S "$DIFFUSION_ROOT" -B "$DIFFUSION_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@"
+  local dir="$1"
+  shift
+  diffusion_say "Configuring ${dir#"$DIFFUSION_ROOT"/}"
+  cmake -S "$DIFFUSION_ROOT" -B "$dir" "$@"
 }
