@@ -122,7 +122,7 @@ void fused_step_two_threads(benchmark::State& st, const shape& s) {
   auto x = make_tensor<R>(s);
   randomize(x, 1);
   auto ws = f.c.workspace(be, x);
-  const dm::detail::eigen_executor<Eigen::ThreadPoolDevice> exec(pool2().device(), 0);
+  const dm::detail::eigen_executor<Eigen::ThreadPoolDevice> exec(pool2().device(), pool2().fork_join(), 0);
   const auto k = f.linear;
   auto range = [&](std::size_t begin, std::size_t end) {
     if constexpr (Case::stochastic)

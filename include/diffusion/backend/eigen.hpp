@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -14,6 +15,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+#include <algorithm>
 
 // Eigen's thread-pool executor exists only if EIGEN_USE_THREADS is defined before the Tensor module
 // is first included, and a translation unit that includes it twice with and without the macro gets
@@ -38,6 +41,7 @@
 #include "../core/errors.hpp"
 #include "../core/noise.hpp"
 #include "../core/tensor.hpp"
+#include "fork_join_pool.hpp"
 
 namespace diffusion {
 
@@ -66,16 +70,24 @@ struct tensor_traits<Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>> {
   }
 };
 
-/// Owns an Eigen::ThreadPool and a ThreadPoolDevice over it, so a threaded backend takes two lines:
+/// Owns the threads of a threaded Eigen backend, so one takes two lines:
 ///
 ///     diffusion::eigen_thread_pool pool{2};
 ///     diffusion::eigen_backend<float, 4, Eigen::ThreadPoolDevice> be{pool};
 ///
+/// Two sets of threads live here: a fork_join_pool, on which the backend splits its own passes
+/// (its workers spin between passes, so back-to-back sampler steps never wait for a wake-up), and
+/// an Eigen::ThreadPool with its ThreadPoolDevice, for the user's own Eigen code (e.g. the model);
+/// each sleeps while the other works.
+///
 /// Neither copyable nor movable: backends and devices point at it, and it must outlive them.
 class eigen_thread_pool {
  public:
-  /// \param threads number of worker threads, at least 1.
-  explicit eigen_thread_pool(int threads) : m_pool(checked_threads(threads)), m_device(&m_pool, threads) {}
+  /// \param threads number of threads, at least 1.
+  /// \param spin    how long the backend's workers busy-wait for the next pass before they sleep
+  ///                (fork_join_pool).
+  explicit eigen_thread_pool(int threads, std::chrono::microseconds spin = fork_join_pool::default_spin)
+      : m_fork_join(threads, spin), m_pool(threads), m_device(&m_pool, threads) {}
   eigen_thread_pool(const eigen_thread_pool&) = delete;
   eigen_thread_pool& operator=(const eigen_thread_pool&) = delete;
   eigen_thread_pool(eigen_thread_pool&&) = delete;
@@ -84,34 +96,26 @@ class eigen_thread_pool {
 
   const Eigen::ThreadPoolDevice& device() const noexcept { return m_device; }
   int num_threads() const noexcept { return m_device.numThreads(); }
+  /// The pool the backend's passes run on.
+  fork_join_pool& fork_join() const noexcept { return m_fork_join; }
 
  private:
-  static int checked_threads(int threads) {
-    require(threads >= 1, "eigen_thread_pool", "threads", threads, "at least 1");
-    return threads;
-  }
-
+  mutable fork_join_pool m_fork_join;  // first: it validates `threads`
   Eigen::ThreadPool m_pool;
   Eigen::ThreadPoolDevice m_device;
 };
 
 namespace detail {
 
-/// Where an Eigen assignment runs. Primary template left undefined: eigen_backend names the devices
-/// it supports in a static_assert.
+/// Where the backend's passes run: for_ranges(n, f) calls f(begin, end) over a partition of
+/// [0, n). Primary template left undefined: eigen_backend names the devices it supports in a
+/// static_assert.
 template <class Device>
 class eigen_executor;
 
 template <>
 class eigen_executor<Eigen::DefaultDevice> {
  public:
-  template <class Dst, class Expr>
-  void assign(Dst& y, const Expr& e) const {
-    Eigen::DefaultDevice serial;
-    y.device(serial) = e;
-  }
-
-  /// Calls f(begin, end) over a partition of [0, n).
   template <class F>
   void for_ranges(std::size_t n, F& f) const {
     f(std::size_t{0}, n);
@@ -121,57 +125,64 @@ class eigen_executor<Eigen::DefaultDevice> {
 template <>
 class eigen_executor<Eigen::ThreadPoolDevice> {
  public:
+  /// Passes split on `fork_join` (an eigen_thread_pool's).
+  eigen_executor(const Eigen::ThreadPoolDevice& device, fork_join_pool& fork_join, std::size_t parallel_threshold)
+      : m_device(device), m_fork_join(&fork_join), m_threshold(parallel_threshold) {}
+  /// Passes split on the device's own Eigen::ThreadPool (a device the user made).
   eigen_executor(const Eigen::ThreadPoolDevice& device, std::size_t parallel_threshold)
       : m_device(device), m_threshold(parallel_threshold) {}
 
   const Eigen::ThreadPoolDevice& device() const noexcept { return m_device; }
   std::size_t parallel_threshold() const noexcept { return m_threshold; }
 
-  template <class Dst, class Expr>
-  void assign(Dst& y, const Expr& e) const {
-    if (threaded(static_cast<std::size_t>(y.size()))) {
-      y.device(m_device) = e;
-    } else {
-      // Below the break-even size waking threads costs more than the pass itself
-      // (PERF-BASELINE.md: 32-64K elements on the reference machine).
-      Eigen::DefaultDevice serial;
-      y.device(serial) = e;
-    }
-  }
-
-  /// Calls f(begin, end) over a partition of [0, n): one range per device thread, each a multiple
-  /// of 16 elements long except the last (whole Philox counters of 4 words; whole 64-byte cache
-  /// lines of float in a line-aligned buffer, so threads do not share a line). The caller runs the
-  /// first range itself and waits for the others. Must not be called from a task running on the same pool.
+  /// Calls f(begin, end) over a partition of [0, n): one range per thread, each a multiple of 16
+  /// elements long except the last (whole Philox counters of 4 words; whole 64-byte cache lines of
+  /// float in a line-aligned buffer, so threads do not share a line). The caller runs the first
+  /// range itself and waits for the others. Below the threshold, one range on the calling thread:
+  /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements).
   template <class F>
   void for_ranges(std::size_t n, F& f) const {
-    const std::size_t threads = static_cast<std::size_t>(m_device.numThreads() > 1 ? m_device.numThreads() : 1);
-    if (!threaded(n) || threads == 1 || n <= granule) {
+    const std::size_t threads = static_cast<std::size_t>(
+        m_fork_join ? m_fork_join->num_threads() : (m_device.numThreads() > 1 ? m_device.numThreads() : 1));
+    if (n < m_threshold || threads == 1 || n <= granule) {
       f(std::size_t{0}, n);
       return;
     }
     const std::size_t chunk = (n + threads - 1) / threads;
     const std::size_t length = (chunk + granule - 1) / granule * granule;
     const std::size_t ranges = (n + length - 1) / length;
+    auto range = [&](std::size_t r) {
+      const std::size_t begin = r * length;
+      f(begin, begin + length < n ? begin + length : n);
+    };
+    if (m_fork_join)
+      m_fork_join->run(ranges, range);
+    else
+      run_on_eigen_pool(ranges, range);
+  }
 
+ private:
+  static constexpr std::size_t granule = 16;
+
+  // Must not be called from a task running on the same pool (it would wait for itself).
+  template <class Range>
+  void run_on_eigen_pool(std::size_t ranges, Range& range) const {
     // The workers share this frame; the barrier keeps it alive until the last one is done, even
     // when a range throws (the first exception is rethrown on the calling thread).
     struct shared_state {
-      F* f;
-      std::size_t n, length;
+      Range* range;
       Eigen::Barrier done;
       std::mutex mutex;
       std::exception_ptr error;
       void run(std::size_t r) noexcept {
         try {
-          const std::size_t begin = r * length;
-          (*f)(begin, begin + length < n ? begin + length : n);
+          (*range)(r);
         } catch (...) {
           const std::lock_guard lock(mutex);
           if (!error) error = std::current_exception();
         }
       }
-    } state{&f, n, length, Eigen::Barrier(static_cast<unsigned>(ranges - 1)), {}, {}};
+    } state{&range, Eigen::Barrier(static_cast<unsigned>(ranges - 1)), {}, {}};
     for (std::size_t r = 1; r < ranges; ++r) {
       shared_state* s = &state;
       m_device.enqueueNoNotification([s, r] {
@@ -184,12 +195,8 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
     if (state.error) std::rethrow_exception(state.error);
   }
 
- private:
-  static constexpr std::size_t granule = 16;
-
-  bool threaded(std::size_t n) const noexcept { return n >= m_threshold; }
-
   Eigen::ThreadPoolDevice m_device;
+  fork_join_pool* m_fork_join = nullptr;
   std::size_t m_threshold;
 };
 
@@ -239,7 +246,7 @@ class eigen_backend {
   /// Runs on `pool`, which must outlive the backend.
   explicit eigen_backend(const eigen_thread_pool& pool, std::size_t parallel_threshold = default_parallel_threshold)
     requires is_threaded
-      : m_exec(pool.device(), parallel_threshold) {}
+      : m_exec(pool.device(), pool.fork_join(), parallel_threshold) {}
   /// A temporary pool would die before the backend uses it.
   eigen_backend(const eigen_thread_pool&&, std::size_t = default_parallel_threshold)
     requires is_threaded
@@ -265,7 +272,21 @@ class eigen_backend {
     static_assert(sizeof...(Rest) % 2 == 0 && sizeof...(Rest) <= 6,
                   "diffusion::eigen_backend::lincomb takes 1 to 4 (coefficient, tensor) pairs");
     check_terms(y, 1, a1, x1, rest...);
-    m_exec.assign(y, weighted_sum(x1 * a1, rest...));
+    constexpr std::size_t terms = 1 + sizeof...(Rest) / 2;
+    std::array<Scalar, terms> a;
+    std::array<const Scalar*, terms> x;
+    collect_terms(a.data(), x.data(), a1, x1, rest...);
+    Scalar* const yd = y.data();
+    auto pass = [&](std::size_t begin, std::size_t end) {
+      const auto m = static_cast<Eigen::Index>(end - begin);
+      vector yv(yd + begin, m);
+      // The maps live here: Eigen expressions may hold their leaves by reference.
+      const auto xv = [&]<std::size_t... K>(std::index_sequence<K...>) {
+        return std::array<const_vector, terms>{const_vector(x[K] + begin, m)...};
+      }(std::make_index_sequence<terms>{});
+      yv.device(serial_device()) = weighted_sum(xv, a, std::make_index_sequence<terms>{});
+    };
+    m_exec.for_ranges(static_cast<std::size_t>(y.size()), pass);
   }
 
   /// y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...]: one coefficient pair per batch sample s, in one
@@ -280,14 +301,22 @@ class eigen_backend {
     check_coefficients(where, "b.size()", b, batch);
     if (batch == 0) return;
 
-    using matrix = Eigen::TensorMap<Eigen::Tensor<Scalar, 2, Eigen::RowMajor>>;
-    using const_matrix = Eigen::TensorMap<const Eigen::Tensor<Scalar, 2, Eigen::RowMajor>>;
-    const Eigen::Index d = y.size() / batch;
-    const Eigen::array<Eigen::Index, 2> over_sample{1, d};
-    matrix y2(y.data(), batch, d);
-    const const_matrix x1_2(x1.data(), batch, d), x2_2(x2.data(), batch, d);
-    const const_matrix a2(a.data(), batch, 1), b2(b.data(), batch, 1);
-    m_exec.assign(y2, x1_2 * a2.broadcast(over_sample) + x2_2 * b2.broadcast(over_sample));
+    // Each range is cut at sample boundaries into segments with one coefficient pair each.
+    const std::size_t d = static_cast<std::size_t>(y.size() / batch);
+    Scalar* const yd = y.data();
+    const Scalar* const x1d = x1.data();
+    const Scalar* const x2d = x2.data();
+    auto pass = [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end;) {
+        const std::size_t sample = i / d, stop = std::min(end, (sample + 1) * d);
+        const auto m = static_cast<Eigen::Index>(stop - i);
+        vector yv(yd + i, m);
+        const const_vector x1v(x1d + i, m), x2v(x2d + i, m);
+        yv.device(serial_device()) = x1v * a[sample] + x2v * b[sample];
+        i = stop;
+      }
+    };
+    m_exec.for_ranges(static_cast<std::size_t>(y.size()), pass);
   }
 
   /// y = min(max(x, lo), hi), elementwise; NaN stays NaN. y may alias x.
@@ -295,7 +324,15 @@ class eigen_backend {
     check_shape("eigen_backend::clamp", "x", y, x);
     if (!(lo <= hi)) [[unlikely]]
       throw_invalid("eigen_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
-    m_exec.assign(y, x.clip(lo, hi));
+    Scalar* const yd = y.data();
+    const Scalar* const xd = x.data();
+    auto pass = [&](std::size_t begin, std::size_t end) {
+      const auto m = static_cast<Eigen::Index>(end - begin);
+      vector yv(yd + begin, m);
+      const const_vector xv(xd + begin, m);
+      yv.device(serial_device()) = xv.clip(lo, hi);
+    };
+    m_exec.for_ranges(static_cast<std::size_t>(y.size()), pass);
   }
 
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
@@ -337,17 +374,14 @@ class eigen_backend {
     const Scalar* const xd = x.data();
     const Scalar* const ed = e.data();
     auto update = [&](std::size_t begin, std::size_t end) {
-      using vector = Eigen::TensorMap<Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
-      using const_vector = Eigen::TensorMap<const Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
       alignas(64) std::array<Scalar, noise_block> z;
-      Eigen::DefaultDevice serial;
       for (std::size_t i = begin; i < end; i += noise_block) {
         const std::size_t len = end - i < noise_block ? end - i : noise_block;
         source.write_normal_range(n, batch, draw, i, std::span<Scalar>(z.data(), len));
         const auto m = static_cast<Eigen::Index>(len);
         vector yv(yd + i, m);
         const const_vector xv(xd + i, m), ev(ed + i, m), zv(z.data(), m);
-        yv.device(serial) = xv * a + ev * b + zv * c;
+        yv.device(serial_device()) = xv * a + ev * b + zv * c;
       }
     };
     m_exec.for_ranges(n, update);
@@ -358,15 +392,31 @@ class eigen_backend {
   static constexpr std::size_t noise_block = 256;
 
  private:
-  // Builds ((x1*a1 + x2*a2) + x3*a3) + x4*a4, the association the reference backend uses. The
-  // expression holds references to the tensors only; it is consumed within the calling statement.
-  template <class Acc>
-  static auto weighted_sum(const Acc& acc) {
-    return acc;
+  // Every pass evaluates Eigen expressions over flat maps of one range of the tensors' elements,
+  // on the thread that runs the range.
+  using vector = Eigen::TensorMap<Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
+  using const_vector = Eigen::TensorMap<const Eigen::Tensor<Scalar, 1, Eigen::RowMajor>>;
+  static Eigen::DefaultDevice& serial_device() noexcept {
+    static Eigen::DefaultDevice device;
+    return device;
   }
-  template <class Acc, class... Rest>
-  static auto weighted_sum(const Acc& acc, Scalar a, const tensor_type& x, const Rest&... rest) {
-    return weighted_sum(acc + x * a, rest...);
+
+  // Builds ((x1*a1 + x2*a2) + x3*a3) + x4*a4, the association the reference backend uses (a left
+  // fold). The expression refers to the maps in xv; it is consumed within the calling statement.
+  template <std::size_t N, std::size_t... K>
+  static auto weighted_sum(const std::array<const_vector, N>& xv, const std::array<Scalar, N>& a,
+                           std::index_sequence<K...>) {
+    return [&]<std::size_t First, std::size_t... Next>(std::index_sequence<First, Next...>) {
+      return ((xv[First] * a[First]) + ... + (xv[Next] * a[Next]));
+    }(std::index_sequence<K...>{});
+  }
+
+  static void collect_terms(Scalar*, const Scalar**) {}
+  template <class... Rest>
+  static void collect_terms(Scalar* a, const Scalar** x, Scalar ak, const tensor_type& xk, const Rest&... rest) {
+    *a = ak;
+    *x = xk.data();
+    collect_terms(a + 1, x + 1, rest...);
   }
 
   static void check_terms(const tensor_type&, int) {}

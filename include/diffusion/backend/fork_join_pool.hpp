@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// A fork-join pool for the backends' elementwise passes: the caller and n - 1 workers each run one
+// range of a pass and meet again at its end. Workers that have just finished a pass spin for a
+// short while before they sleep, so a sampler loop that runs pass after pass never waits for the
+// operating system to wake a thread (measured on the project's 2-core guest: ~35 us per fork-join
+// through Eigen's ThreadPool, whose workers sleep, against a DDIM step of 5 us at 64K elements;
+// OpenMP's spinning workers made the same split pay off from ~64K elements, PERF-BASELINE.md).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../core/errors.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <emmintrin.h>
+#endif
+
+namespace diffusion {
+
+namespace detail {
+
+/// Tells the core a spin-wait is in progress (x86 `pause`: saves power and, on a hyper-threaded
+/// core, gives the sibling thread the pipeline).
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+}  // namespace detail
+
+/// Runs task k of a pass, for k in [0, tasks), on threads 0 .. tasks - 1: the calling thread runs
+/// task 0, worker k runs task k, and run() returns when all are done.
+///
+///     diffusion::fork_join_pool pool{2};
+///     pool.run(2, [&](std::size_t k) { /* half k of the work */ });
+///
+/// After a pass a worker spins (busy-waits) for `spin` before it sleeps on a condition variable, so the next
+/// pass within that time starts at the cost of a cache-line exchange instead of a wake-up. The
+/// price is CPU time burnt by idle workers for up to `spin` after every pass; `spin` = 0 makes
+/// them sleep at once (each pass then pays the wake-up).
+///
+/// Neither copyable nor movable (the workers point at it). run() may be called from several
+/// threads (passes are serialised) and from inside a task of the same pool (the inner pass then
+/// runs all its tasks on the calling thread, so nesting never deadlocks).
+class fork_join_pool {
+ public:
+  static constexpr std::chrono::microseconds default_spin{100};
+
+  /// \param threads  threads that run a pass, the caller included: at least 1 (1 starts no worker).
+  /// \param spin     how long a worker busy-waits for the next pass before it sleeps, at least 0.
+  explicit fork_join_pool(int threads, std::chrono::microseconds spin = default_spin)
+      : m_threads(checked_threads(threads)), m_spin(checked_spin(spin)) {
+    m_workers.reserve(static_cast<std::size_t>(m_threads - 1));
+    try {
+      for (int k = 1; k < m_threads; ++k) m_workers.emplace_back([this, k] { work(static_cast<std::size_t>(k)); });
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  fork_join_pool(const fork_join_pool&) = delete;
+  fork_join_pool& operator=(const fork_join_pool&) = delete;
+  fork_join_pool(fork_join_pool&&) = delete;
+  fork_join_pool& operator=(fork_join_pool&&) = delete;
+  ~fork_join_pool() { stop(); }
+
+  /// Threads of a pass, the caller included.
+  int num_threads() const noexcept { return m_threads; }
+  std::chrono::microseconds spin() const noexcept { return m_spin; }
+
+  /// Calls task(k) once for every k in [0, tasks) and returns when all calls have returned; task 0
+  /// runs on the calling thread. If calls throw, the first exception (in time) is rethrown here
+  /// after all calls have ended.
+  template <class Task>
+  void run(std::size_t tasks, Task& task) {
+    if (tasks > static_cast<std::size_t>(m_threads)) [[unlikely]]
+      throw_invalid("fork_join_pool::run", "tasks", tasks,
+                    "[0, num_threads()] with num_threads() = " + std::to_string(m_threads));
+    if (tasks == 0) return;
+    if (tasks == 1 || t_inside == this) {
+      for (std::size_t k = 0; k < tasks; ++k) task(k);
+      return;
+    }
+    const std::lock_guard serial(m_run);
+    m_task = &task;
+    m_invoke = [](void* f, std::size_t k) { (*static_cast<Task*>(f))(k); };
+    m_tasks = tasks;
+    m_error = nullptr;
+    // Every worker acknowledges every pass, even one without a task for it: then no worker can
+    // still be reading this pass's fields when the next pass writes them.
+    m_pending.store(m_workers.size(), std::memory_order_relaxed);
+    // seq_cst with the workers' m_sleepers increment: either a worker about to sleep sees the new
+    // generation in wait(), or this thread sees it counted and wakes it.
+    m_generation.fetch_add(1, std::memory_order_seq_cst);
+    if (m_sleepers.load(std::memory_order_seq_cst) > 0) wake_all();
+
+    const fork_join_pool* const outer = t_inside;
+    t_inside = this;
+    call(0);
+    t_inside = outer;
+    for (unsigned spins = 0; m_pending.load(std::memory_order_acquire) != 0; ++spins) {
+      // A worker that has lost its core (oversubscription) needs this core more than we need the spin.
+      if (spins < 1024)
+        detail::spin_pause();
+      else
+        std::this_thread::yield();
+    }
+    if (m_error) std::rethrow_exception(m_error);
+  }
+
+ private:
+  static int checked_threads(int threads) {
+    require(threads >= 1, "fork_join_pool", "threads", threads, "at least 1");
+    return threads;
+  }
+  static std::chrono::microseconds checked_spin(std::chrono::microseconds spin) {
+    require(spin.count() >= 0, "fork_join_pool", "spin (microseconds)", spin.count(), "at least 0");
+    return spin;
+  }
+
+  void call(std::size_t k) noexcept {
+    try {
+      m_invoke(m_task, k);
+    } catch (...) {
+      const std::lock_guard lock(m_error_mutex);
+      if (!m_error) m_error = std::current_exception();
+    }
+  }
+
+  void work(std::size_t k) {
+    t_inside = this;
+    // The generation the pool was made with, not a fresh load: a pass may already have started
+    // before this thread runs, and it must not be mistaken for the last one seen.
+    std::uint32_t seen = 0;
+    for (;;) {
+      wait_for_pass(seen);
+      seen = m_generation.load(std::memory_order_acquire);
+      if (m_stopping.load(std::memory_order_acquire)) return;
+      if (k < m_tasks) call(k);
+      m_pending.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void wait_for_pass(std::uint32_t seen) {
+    using clock = std::chrono::steady_clock;
+    const auto until = clock::now() + m_spin;
+    for (unsigned spins = 1;; ++spins) {
+      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      detail::spin_pause();
+      if (spins % 64 == 0 && clock::now() >= until) break;
+    }
+    // Sleeping is the slow path (a pass waits for a wake-up), so the plain portable tool will do.
+    std::unique_lock lock(m_sleep_mutex);
+    m_sleepers.fetch_add(1, std::memory_order_seq_cst);
+    m_wake.wait(lock, [&] { return m_generation.load(std::memory_order_seq_cst) != seen; });
+    m_sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void wake_all() {
+    // Taking the mutex waits for a worker between its m_sleepers increment and its wait.
+    const std::lock_guard lock(m_sleep_mutex);
+    m_wake.notify_all();
+  }
+
+  void stop() noexcept {
+    m_stopping.store(true, std::memory_order_release);
+    m_generation.fetch_add(1, std::memory_order_seq_cst);
+    wake_all();
+    for (auto& w : m_workers)
+      if (w.joinable()) w.join();
+  }
+
+  int m_threads;
+  std::chrono::microseconds m_spin;
+  std::vector<std::thread> m_workers;
+
+  // The pass being run: written by run() before the generation is bumped, read by the workers
+  // after they see the new generation (the fetch_add / acquire load pair orders them).
+  std::mutex m_run;
+  void* m_task = nullptr;
+  void (*m_invoke)(void*, std::size_t) = nullptr;
+  std::size_t m_tasks = 0;
+  std::exception_ptr m_error;
+  std::mutex m_error_mutex;
+
+  // Separate cache lines: the workers poll m_generation while they count m_pending down.
+  alignas(64) std::atomic<std::uint32_t> m_generation{0};
+  alignas(64) std::atomic<std::size_t> m_pending{0};
+  alignas(64) std::atomic<int> m_sleepers{0};
+  std::mutex m_sleep_mutex;
+  std::condition_variable m_wake;
+  std::atomic<bool> m_stopping{false};
+
+  static inline thread_local const fork_join_pool* t_inside = nullptr;
+};
+
+}  // namespace diffusion

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+// The backends' fork-join pool: every task of every pass runs exactly once, on the thread it is
+// meant for; passes never overlap; exceptions reach the caller; sleeping and spinning workers both
+// pick up every pass; nesting and concurrent callers neither deadlock nor mix passes. (The Eigen
+// backend built on it is checked bit for bit against DefaultDevice in eigen.test.cpp and
+// eigen_lincomb_noise.test.cpp, which build it from an eigen_thread_pool.)
+#include <diffusion/backend/eigen.hpp>
+#include <diffusion/backend/fork_join_pool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+namespace dm = diffusion;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `passes` passes of `tasks` tasks; each task adds its pass number to its own slot, so a lost,
+// repeated or stale task shows in the sums.
+void check_passes(dm::fork_join_pool& pool, std::size_t tasks, int passes) {
+  std::vector<long long> sums(tasks, 0);
+  std::atomic<int> running{0};
+  std::atomic<int> overlap{0};
+  for (int p = 1; p <= passes; ++p) {
+    auto task = [&](std::size_t k) {
+      running.fetch_add(1);
+      sums[k] += p;
+      if (running.load() > static_cast<int>(tasks)) overlap.fetch_add(1);
+      running.fetch_sub(1);
+    };
+    pool.run(tasks, task);
+    REQUIRE(running.load() == 0);  // run() returned only after every task ended
+  }
+  const long long expected = static_cast<long long>(passes) * (passes + 1) / 2;
+  for (std::size_t k = 0; k < tasks; ++k) CHECK(sums[k] == expected);
+  CHECK(overlap.load() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("fork_join_pool runs task 0 on the caller and every other task on its own worker", "[backend][threads]") {
+  const int threads = GENERATE(1, 2, 3);
+  dm::fork_join_pool pool{threads};
+  CHECK(pool.num_threads() == threads);
+  std::vector<std::thread::id> ids(static_cast<std::size_t>(threads));
+  auto task = [&](std::size_t k) { ids[k] = std::this_thread::get_id(); };
+  for (int pass = 0; pass < 3; ++pass) {
+    pool.run(static_cast<std::size_t>(threads), task);
+    CHECK(ids[0] == std::this_thread::get_id());
+    CHECK(std::set<std::thread::id>(ids.begin(), ids.end()).size() == static_cast<std::size_t>(threads));
+  }
+}
+
+TEST_CASE("fork_join_pool: every task of every pass runs exactly once", "[backend][threads]") {
+  SECTION("spinning workers, back-to-back passes") {
+    dm::fork_join_pool pool{2};
+    check_passes(pool, 2, 20000);
+  }
+  SECTION("workers that sleep at once (spin 0): every pass wakes them") {
+    dm::fork_join_pool pool{2, 0us};
+    check_passes(pool, 2, 2000);
+  }
+  SECTION("passes with fewer tasks than threads, and with none") {
+    dm::fork_join_pool pool{3};
+    check_passes(pool, 2, 2000);
+    check_passes(pool, 1, 100);
+    check_passes(pool, 3, 2000);
+    int calls = 0;
+    auto none = [&](std::size_t) { ++calls; };
+    pool.run(0, none);
+    CHECK(calls == 0);
+  }
+  SECTION("passes after the workers went to sleep") {
+    dm::fork_join_pool pool{2, 10us};
+    for (int round = 0; round < 5; ++round) {
+      check_passes(pool, 2, 10);
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+}
+
+TEST_CASE("fork_join_pool rethrows a task's exception on the caller and stays usable", "[backend][threads]") {
+  dm::fork_join_pool pool{2};
+  const std::size_t thrower = GENERATE(std::size_t{0}, std::size_t{1});
+  std::atomic<int> ran{0};
+  auto task = [&](std::size_t k) {
+    ran.fetch_add(1);
+    if (k == thrower) throw std::runtime_error("task " + std::to_string(k) + " failed");
+  };
+  CHECK_THROWS_WITH(pool.run(2, task), "task " + std::to_string(thrower) + " failed");
+  CHECK(ran.load() == 2);  // the other task still ran to its end
+  check_passes(pool, 2, 100);
+}
+
+TEST_CASE("fork_join_pool: a pass started inside a task runs on that thread", "[backend][threads]") {
+  dm::fork_join_pool pool{2};
+  std::vector<std::thread::id> inner(4);
+  std::vector<std::thread::id> outer(2);
+  auto task = [&](std::size_t k) {
+    outer[k] = std::this_thread::get_id();
+    auto nested = [&](std::size_t j) { inner[2 * k + j] = std::this_thread::get_id(); };
+    pool.run(2, nested);
+  };
+  pool.run(2, task);
+  for (std::size_t k = 0; k < 2; ++k) {
+    CHECK(inner[2 * k] == outer[k]);
+    CHECK(inner[2 * k + 1] == outer[k]);
+  }
+}
+
+TEST_CASE("fork_join_pool serialises passes of concurrent callers", "[backend][threads]") {
+  dm::fork_join_pool pool{2};
+  std::atomic<int> in_pass{0};
+  std::atomic<int> overlap{0};
+  std::atomic<long long> total{0};
+  auto caller = [&] {
+    for (int p = 0; p < 2000; ++p) {
+      auto task = [&](std::size_t) {
+        if (in_pass.fetch_add(1) >= 2) overlap.fetch_add(1);
+        total.fetch_add(1);
+        in_pass.fetch_sub(1);
+      };
+      pool.run(2, task);
+    }
+  };
+  std::thread other(caller);
+  caller();
+  other.join();
+  CHECK(total.load() == 2 * 2 * 2000);
+  CHECK(overlap.load() == 0);
+}
+
+TEST_CASE("fork_join_pool rejects bad arguments with the parameter, the value and the range", "[backend][threads]") {
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_AS(dm::fork_join_pool(0), std::invalid_argument);
+  CHECK_THROWS_WITH(dm::fork_join_pool(0), Contains("threads = 0") && Contains("at least 1"));
+  CHECK_THROWS_WITH(dm::fork_join_pool(2, -1us), Contains("spin (microseconds) = -1") && Contains("at least 0"));
+  dm::fork_join_pool pool{2};
+  auto task = [](std::size_t) {};
+  CHECK_THROWS_WITH(pool.run(3, task), Contains("tasks = 3") && Contains("num_threads() = 2"));
+  CHECK_THROWS_WITH(dm::eigen_thread_pool(0), Contains("threads = 0"));
+}
+
+namespace {
+
+// A noise source that records which thread fills which range (the backend's split is otherwise
+// invisible: every split gives the same bits).
+struct recording_source {
+  struct call {
+    std::size_t begin, end;
+    std::thread::id thread;
+  };
+  mutable std::mutex mutex;
+  mutable std::vector<call> calls;
+  std::uint64_t next_draw() noexcept { return 0; }
+  void fill_normal_range(std::span<float> out, std::size_t, std::uint64_t, std::size_t begin, std::size_t end) const {
+    for (std::size_t i = begin; i < end; ++i) out[i] = static_cast<float>(i);
+    const std::lock_guard lock(mutex);
+    calls.push_back({begin, end, std::this_thread::get_id()});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("eigen_thread_pool: the backend splits its passes on its fork_join_pool", "[backend][threads]") {
+  dm::eigen_thread_pool pool{2, 50us};
+  CHECK(pool.fork_join().num_threads() == 2);
+  CHECK(pool.fork_join().spin() == 50us);
+  Eigen::Tensor<float, 2, Eigen::RowMajor> z(2, 50);
+
+  SECTION("threshold 0: one range per thread, cut at a multiple of 16 elements") {
+    const dm::eigen_backend<float, 2, Eigen::ThreadPoolDevice> be{pool, 0};
+    recording_source source;
+    be.fill_normal(z, source);
+    REQUIRE(source.calls.size() == 2);
+    std::sort(source.calls.begin(), source.calls.end(), [](auto& l, auto& r) { return l.begin < r.begin; });
+    CHECK(source.calls[0].begin == 0);
+    CHECK(source.calls[0].end == 64);
+    CHECK(source.calls[0].thread == std::this_thread::get_id());
+    CHECK(source.calls[1].begin == 64);
+    CHECK(source.calls[1].end == 100);
+    CHECK(source.calls[1].thread != std::this_thread::get_id());
+    for (Eigen::Index i = 0; i < z.size(); ++i) REQUIRE(z.data()[i] == static_cast<float>(i));
+  }
+  SECTION("below the threshold: one range on the calling thread") {
+    const dm::eigen_backend<float, 2, Eigen::ThreadPoolDevice> be{pool, 101};
+    recording_source source;
+    be.fill_normal(z, source);
+    REQUIRE(source.calls.size() == 1);
+    CHECK(source.calls[0].begin == 0);
+    CHECK(source.calls[0].end == 100);
+    CHECK(source.calls[0].thread == std::this_thread::get_id());
+  }
+}
