@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "bench_common.hpp"
 
@@ -273,6 +274,37 @@ void register_shape(const shape& s) {
     backend2<R> be(pool2());
     dm::philox_noise noise(7);
     noise_fill<R>(st, s, [&](tensor<R>& z) { be.fill_normal(z, noise); });
+  });
+  // The two kernels of a Philox normal on their own, one 32-bit word per normal (Box-Muller turns
+  // a pair of words into a pair of normals): what no amount of fusing can take off the step.
+  add("noise/kernel/philox_words/1t/" + s.name, [s](benchmark::State& st) {
+    const std::size_t counters = (s.size() + 3) / 4;
+    std::vector<std::uint32_t> w(4 * counters);
+    const dm::detail::philox_round_keys keys(dm::philox_key{7, 0});
+    for (auto _ : st) {
+      dm::detail::philox4x32_10_blocks(0, 1, 0, keys, counters, w.data(), w.data() + counters,
+                                       w.data() + 2 * counters, w.data() + 3 * counters);
+      benchmark::DoNotOptimize(w.data());
+      benchmark::ClobberMemory();
+    }
+    count(st, s);
+  });
+  add("noise/kernel/box_muller/1t/" + s.name, [s](benchmark::State& st) {
+    // Radius words in the first half, angle words in the second, as philox_noise lays them out.
+    constexpr std::size_t pass = 64;
+    const std::size_t pairs = (s.size() / 2 + pass - 1) / pass * pass;
+    std::vector<std::uint32_t> words(2 * pairs);
+    std::uint32_t w = 12345;
+    for (auto& v : words) v = w = w * 1664525u + 1013904223u;
+    std::vector<float> out(2 * pairs);
+    for (auto _ : st) {
+      for (std::size_t p = 0; p < pairs; p += pass)
+        dm::detail::box_muller_arrays<float, pass>(words.data() + p, words.data() + pairs + p, out.data() + p,
+                                                   out.data() + pairs + p);
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+    count(st, s);
   });
   add("noise/normal/mt19937_64_normal_distribution/1t/" + s.name, [s](benchmark::State& st) {
     std::mt19937_64 engine(42);

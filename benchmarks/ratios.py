@@ -115,6 +115,13 @@ def noise_table(r):
             else:
                 row.append(f"{1e3 * v['us'] / v['elements']:.2f} ({ref / v['us']:.1f}x)")
         rows.append(row)
+    for kernel, label in (("philox_words", "kernel: Philox4x32-10 words alone (one word per normal)"),
+                          ("box_muller", "kernel: Box-Muller transform alone")):
+        row = [label]
+        for s in ISSUE_SHAPES:
+            v = r.get(("noise", "kernel", kernel, "1t", s))
+            row.append(f"{1e3 * v['us'] / v['elements']:.2f}" if v and v["elements"] else "-")
+        rows.append(row)
     return table(["one draw of N(0,1), 1 thread: ns per element (speed-up over std)"] + ISSUE_SHAPES, rows)
 
 
