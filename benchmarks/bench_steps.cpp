@@ -10,10 +10,12 @@
 // tables of docs/PERFORMANCE.md; scripts/bench runs both.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -324,6 +326,18 @@ template <int R>
 void register_threshold_shape(const shape& s) {
   add("step/ddim/fused/1t/" + s.name, [s](benchmark::State& st) { fused_step<ddim_case, R>(st, s); });
   add("step/ddim/fused/2t/" + s.name, [s](benchmark::State& st) { fused_step_two_threads<ddim_case, R>(st, s); });
+  // The same step on a bare ThreadPoolDevice, whose passes go through Eigen's own pool (threshold
+  // 0, so it is used at every size): what the default threshold of that path is set against.
+  add("step/ddim/eigen_pool/2t/" + s.name, [s](benchmark::State& st) {
+    null_noise nn;
+    backend2<R> be(pool2().device(), 0);
+    library_step<ddim_case, R>(st, s, be, nn);
+  });
+  add("step/ddim/eigen_pool/1t/" + s.name, [s](benchmark::State& st) {
+    null_noise nn;
+    backend1<R> be;
+    library_step<ddim_case, R>(st, s, be, nn);
+  });
   for (const char* t : {"1t", "2t"}) {
     const bool two = std::string(t) == "2t";
     add(std::string("step/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
@@ -358,6 +372,34 @@ void register_threshold_shape(const shape& s) {
   }
 }
 
+/// What a fork-join costs by itself: an empty pass on the backend's pool, and the floor under it,
+/// one round trip of a cache line between two threads that poll it.
+void register_fork_join_floor() {
+  add("threads/fork_join/empty_pass/2t/none", [](benchmark::State& st) {
+    auto nothing = [](std::size_t) {};
+    for (auto _ : st) pool2().fork_join().run(2, nothing);
+  });
+  add("threads/ping_pong/round_trip/2t/none", [](benchmark::State& st) {
+    alignas(64) std::atomic<std::uint64_t> ping{0};
+    alignas(64) std::atomic<std::uint64_t> pong{0};
+    std::atomic<bool> stop{false};
+    std::thread other([&] {
+      for (std::uint64_t seen = 0; !stop.load(std::memory_order_relaxed);) {
+        const std::uint64_t v = ping.load(std::memory_order_acquire);
+        if (v != seen) pong.store(seen = v, std::memory_order_release);
+      }
+    });
+    std::uint64_t i = 0;
+    for (auto _ : st) {
+      ping.store(++i, std::memory_order_release);
+      while (pong.load(std::memory_order_acquire) != i) {
+      }
+    }
+    stop.store(true);
+    other.join();
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -368,6 +410,7 @@ int main(int argc, char** argv) {
       register_shape<4>(s);
   }
   for (const shape& s : threshold_shapes()) register_threshold_shape<2>(s);
+  register_fork_join_floor();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

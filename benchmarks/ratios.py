@@ -135,6 +135,7 @@ def thread_rows(r):
              ("stochastic", "ddpm", "lincomb_noise", "backend lincomb_noise"),
              ("noise", "normal", "backend_philox", "eigen_backend::fill_normal"),
              ("step", "ddim", "fused", "DDIM hand loop split by the backend's fork-join (prototype)"),
+             ("step", "ddim", "eigen_pool", "DDIM step on a bare ThreadPoolDevice, threshold 0 (not the default path)"),
              ("step", "ddpm", "fused", "DDPM hand loop split by the backend's fork-join (prototype)")]
     out = []
     for group, case, impl, label in pairs:
@@ -160,7 +161,14 @@ def thread_table(r):
             else:
                 row.append("-")
         rows.append(row)
-    return table(["1 thread / 2 threads (µs) = speed-up"] + shapes, rows)
+    out = table(["1 thread / 2 threads (µs) = speed-up"] + shapes, rows)
+    floor = [(label, r.get(key)) for label, key in
+             (("an empty pass of the backend's fork-join pool", ("threads", "fork_join", "empty_pass", "2t", "none")),
+              ("a cache line's round trip between two polling threads", ("threads", "ping_pong", "round_trip", "2t", "none")))]
+    if any(v for _, v in floor):
+        out += "\n\nWhat a fork-join costs by itself (wall-clock):\n" + "\n".join(
+            f"- {label}: {fmt_us(v['real'])} µs" for label, v in floor if v)
+    return out
 
 
 def summary(label, r):
@@ -190,7 +198,7 @@ def summary(label, r):
     # Two threads: >= 1.8x from 64K elements, never slower below.
     big, small = [], []
     for lbl, s, n, t1, t2 in thread_rows(r):
-        if "prototype" not in lbl:  # the targets are the library's
+        if "prototype" not in lbl and "bare" not in lbl:  # the targets are the default library path's
             (big if n >= THREAD_MIN_ELEMENTS else small).append((t1 / t2, lbl, s))
     if big:
         m = min(big)

@@ -227,9 +227,15 @@ class eigen_backend {
   using tensor_type = Eigen::Tensor<Scalar, Rank, Eigen::RowMajor>;
   using device_type = Device;
 
-  /// Elements below which a ThreadPoolDevice backend stays on the calling thread: the measured
-  /// break-even of Eigen's thread pool on a 2-core machine is 32-64K elements (PERF-BASELINE.md).
+  /// Elements below which a backend on an eigen_thread_pool stays on the calling thread. Its
+  /// fork-join costs ~0.4 us on the project's 2-core machine (an empty pass; a cache line's round
+  /// trip between the cores is ~0.3 us), so from 64K elements two threads take a deterministic step
+  /// 1.6-2x faster and a stochastic one 1.8-1.9x (docs/PERFORMANCE.md, `bash scripts/bench`).
   static constexpr std::size_t default_parallel_threshold = 65536;
+  /// The same for a backend on a bare ThreadPoolDevice, whose passes go through Eigen's own pool:
+  /// its workers sleep between passes, and waking one cost ~35 us on the same machine, more than a
+  /// deterministic step over 1M elements takes on one thread.
+  static constexpr std::size_t default_device_parallel_threshold = std::size_t{1} << 20;
 
   eigen_backend()
     requires(!is_threaded)
@@ -237,9 +243,10 @@ class eigen_backend {
 
   /// Runs on `device` (copied; it does not own its pool, which must outlive the backend) for
   /// tensors of at least `parallel_threshold` elements, and on the calling thread below that.
-  /// A threshold of 0 always uses the pool.
+  /// A threshold of 0 always uses the pool. Prefer an eigen_thread_pool (below) unless the device
+  /// is shared with other Eigen code: its fork-join is ~100 times cheaper.
   explicit eigen_backend(const Eigen::ThreadPoolDevice& device,
-                         std::size_t parallel_threshold = default_parallel_threshold)
+                         std::size_t parallel_threshold = default_device_parallel_threshold)
     requires is_threaded
       : m_exec(device, parallel_threshold) {}
 

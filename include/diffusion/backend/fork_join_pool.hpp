@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../core/errors.hpp"
@@ -35,6 +36,9 @@ inline void spin_pause() noexcept {
   _mm_pause();
 #endif
 }
+
+/// Polls of a spin-wait made without a pause: about a microsecond.
+inline constexpr unsigned tight_spins = 512;
 
 }  // namespace detail
 
@@ -92,30 +96,32 @@ class fork_join_pool {
       return;
     }
     const std::lock_guard serial(m_run);
-    m_task = &task;
-    m_invoke = [](void* f, std::size_t k) { (*static_cast<Task*>(f))(k); };
-    m_tasks = tasks;
-    m_error = nullptr;
+    m_pass.task = &task;
+    m_pass.invoke = [](void* f, std::size_t k) { (*static_cast<Task*>(f))(k); };
+    m_pass.tasks = tasks;
     // Every worker acknowledges every pass, even one without a task for it: then no worker can
     // still be reading this pass's fields when the next pass writes them.
-    m_pending.store(m_workers.size(), std::memory_order_relaxed);
+    const std::size_t done = m_done_expected += m_workers.size();
     // seq_cst with the workers' m_sleepers increment: either a worker about to sleep sees the new
-    // generation in wait(), or this thread sees it counted and wakes it.
-    m_generation.fetch_add(1, std::memory_order_seq_cst);
+    // generation in its wait, or this thread sees it counted and wakes it.
+    m_pass.generation.fetch_add(1, std::memory_order_seq_cst);
     if (m_sleepers.load(std::memory_order_seq_cst) > 0) wake_all();
 
     const fork_join_pool* const outer = t_inside;
     t_inside = this;
     call(0);
     t_inside = outer;
-    for (unsigned spins = 0; m_pending.load(std::memory_order_acquire) != 0; ++spins) {
-      // A worker that has lost its core (oversubscription) needs this core more than we need the spin.
-      if (spins < 1024)
-        detail::spin_pause();
-      else
+    for (unsigned spins = 0; m_done.load(std::memory_order_acquire) != done; ++spins) {
+      // Polled without a pause at first (the other ranges end about when ours does; a pause costs
+      // ~50 ns of latency on recent cores), then with one; and a worker that has lost its core
+      // (oversubscription) needs this core more than we need the spin.
+      if (spins >= detail::tight_spins + 1024)
         std::this_thread::yield();
+      else if (spins >= detail::tight_spins)
+        detail::spin_pause();
     }
-    if (m_error) std::rethrow_exception(m_error);
+    if (m_error) [[unlikely]]
+      std::rethrow_exception(std::exchange(m_error, nullptr));
   }
 
  private:
@@ -130,7 +136,7 @@ class fork_join_pool {
 
   void call(std::size_t k) noexcept {
     try {
-      m_invoke(m_task, k);
+      m_pass.invoke(m_pass.task, k);
     } catch (...) {
       const std::lock_guard lock(m_error_mutex);
       if (!m_error) m_error = std::current_exception();
@@ -144,10 +150,10 @@ class fork_join_pool {
     std::uint32_t seen = 0;
     for (;;) {
       wait_for_pass(seen);
-      seen = m_generation.load(std::memory_order_acquire);
-      if (m_stopping.load(std::memory_order_acquire)) return;
-      if (k < m_tasks) call(k);
-      m_pending.fetch_sub(1, std::memory_order_acq_rel);
+      seen = m_pass.generation.load(std::memory_order_acquire);
+      if (m_pass.stopping.load(std::memory_order_acquire)) return;
+      if (k < m_pass.tasks) call(k);
+      m_done.fetch_add(1, std::memory_order_acq_rel);
     }
   }
 
@@ -155,14 +161,15 @@ class fork_join_pool {
     using clock = std::chrono::steady_clock;
     const auto until = clock::now() + m_spin;
     for (unsigned spins = 1;; ++spins) {
-      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      if (m_pass.generation.load(std::memory_order_acquire) != seen) return;
+      if (spins < detail::tight_spins) continue;  // passes often come back to back
       detail::spin_pause();
       if (spins % 64 == 0 && clock::now() >= until) break;
     }
     // Sleeping is the slow path (a pass waits for a wake-up), so the plain portable tool will do.
     std::unique_lock lock(m_sleep_mutex);
     m_sleepers.fetch_add(1, std::memory_order_seq_cst);
-    m_wake.wait(lock, [&] { return m_generation.load(std::memory_order_seq_cst) != seen; });
+    m_wake.wait(lock, [&] { return m_pass.generation.load(std::memory_order_seq_cst) != seen; });
     m_sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -173,8 +180,8 @@ class fork_join_pool {
   }
 
   void stop() noexcept {
-    m_stopping.store(true, std::memory_order_release);
-    m_generation.fetch_add(1, std::memory_order_seq_cst);
+    m_pass.stopping.store(true, std::memory_order_release);
+    m_pass.generation.fetch_add(1, std::memory_order_seq_cst);
     wake_all();
     for (auto& w : m_workers)
       if (w.joinable()) w.join();
@@ -184,22 +191,26 @@ class fork_join_pool {
   std::chrono::microseconds m_spin;
   std::vector<std::thread> m_workers;
 
-  // The pass being run: written by run() before the generation is bumped, read by the workers
-  // after they see the new generation (the fetch_add / acquire load pair orders them).
+  // The pass being run, in one cache line, so the line that tells a worker a pass has begun also
+  // brings it the pass: written by run() before the generation is bumped, read by the workers after
+  // they see the new generation (the fetch_add / acquire load pair orders them).
+  struct alignas(64) pass_line {
+    std::atomic<std::uint32_t> generation{0};
+    std::atomic<bool> stopping{false};
+    std::size_t tasks = 0;
+    void* task = nullptr;
+    void (*invoke)(void*, std::size_t) = nullptr;
+  } m_pass;
+  // Passes acknowledged by the workers, counted up (never reset, so the caller writes nothing the
+  // workers must fetch back): a pass is over when it reaches m_done_expected.
+  alignas(64) std::atomic<std::size_t> m_done{0};
+  alignas(64) std::size_t m_done_expected = 0;
   std::mutex m_run;
-  void* m_task = nullptr;
-  void (*m_invoke)(void*, std::size_t) = nullptr;
-  std::size_t m_tasks = 0;
   std::exception_ptr m_error;
   std::mutex m_error_mutex;
-
-  // Separate cache lines: the workers poll m_generation while they count m_pending down.
-  alignas(64) std::atomic<std::uint32_t> m_generation{0};
-  alignas(64) std::atomic<std::size_t> m_pending{0};
   alignas(64) std::atomic<int> m_sleepers{0};
   std::mutex m_sleep_mutex;
   std::condition_variable m_wake;
-  std::atomic<bool> m_stopping{false};
 
   static inline thread_local const fork_join_pool* t_inside = nullptr;
 };
