@@ -176,11 +176,7 @@ TEST_CASE("samplers reproduce the mixture in float too", "[conformance][statisti
   auto check = [&](const Eigen::Tensor<float, 2, Eigen::RowMajor>& x) {
     std::vector<double> xd;
     for (float v : dm::elements(x)) xd.push_back(v);
-    const dm::test::sample_moments m(xd, 2);
-    const auto mean = mixture.mean();
-    const auto cov = mixture.covariance();
-    for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], Catch::Matchers::WithinAbs(mean[a], 5 * m.mean_se[a]));
-    for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], Catch::Matchers::WithinAbs(cov[k], 5 * m.cov_se[k]));
+    dm::test::check_mean_and_covariance(xd, 2, mixture.mean(), mixture.covariance());
   };
   const auto vp = dm::vp_discrete::linear();
   dm::gaussian_mixture_model<dm::vp_discrete> vp_model(mixture, vp);

@@ -15,7 +15,6 @@
 #include "support/statistics.hpp"
 
 namespace dm = diffusion;
-using Catch::Matchers::WithinAbs;
 using tensor_d = dm::reference_tensor<double>;
 
 // --- A discrete VP process: alpha_bar(t) for integer t in [0, T) (dm::discrete_vp_process). ---
@@ -52,11 +51,7 @@ namespace {
 
 void check_mixture(const tensor_d& x) {
   const auto mixture = dm::test::golden_mixture();
-  const dm::test::sample_moments m(x.data, 2);
-  const auto true_mean = mixture.mean();
-  const auto true_cov = mixture.covariance();
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
+  dm::test::check_mean_and_covariance(x.data, 2, mixture.mean(), mixture.covariance());
 }
 
 }  // namespace

@@ -355,16 +355,7 @@ void check_reproduces_mixture(const Process& p, const adaptive_sde_options& o, s
   const auto r = sample_adaptive_sde(p, model, be, std::move(x), noise, o);
   INFO("accepted " << r.report.accepted << ", rejected " << r.report.rejected << ", model calls "
                    << r.report.model_calls);
-  const test::sample_moments mo(r.x.data, 2);
-  const auto mean = mixture.mean();
-  const auto cov = mixture.covariance();
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(mo.mean[a], WithinAbs(mean[a], 5 * mo.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(mo.cov[k], WithinAbs(cov[k], 5 * mo.cov_se[k]));
-  const auto frac = test::component_fractions(mixture, r.x.data);
-  for (std::size_t k = 0; k < 3; ++k) {
-    const double w = mixture.weight(k);
-    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / static_cast<double>(n))));
-  }
+  test::check_reproduces_mixture(mixture, r.x.data);
   // The within-component spread, which the moments above barely see: within 5 standard errors
   // plus the bias of the final denoising step (posterior mean at eps: -sigma(eps)^2 / s^2 ~ -0.1%).
   const component_quality q = within_component(mixture, r.x.data);

@@ -83,21 +83,8 @@ void check_close(const std::vector<double>& got, const std::vector<double>& want
 }
 
 // Mean, covariance and component weights of `x` against the golden mixture, within 5 standard
-// errors of the sample at hand (a false alarm has probability ~6e-7 per check at a fixed seed).
-void check_reproduces_golden_mixture(const tensor_d& x) {
-  const auto mixture = test::golden_mixture();
-  const std::size_t n = batch_size(x);
-  const test::sample_moments m(x.data, 2);
-  const auto true_mean = mixture.mean();
-  const auto true_cov = mixture.covariance();
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
-  const auto frac = test::component_fractions(mixture, x.data);
-  for (std::size_t k = 0; k < 3; ++k) {
-    const double w = mixture.weight(k);
-    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / static_cast<double>(n))));
-  }
-}
+// errors of the sample at hand.
+void check_reproduces_golden_mixture(const tensor_d& x) { test::check_reproduces_mixture(test::golden_mixture(), x.data); }
 
 }  // namespace
 

@@ -16,7 +16,6 @@
 #include "support/statistics.hpp"
 
 using namespace diffusion;
-using Catch::Matchers::WithinAbs;
 using tensor_d = reference_tensor<double>;
 
 namespace {
@@ -120,16 +119,7 @@ TEST_CASE("ddim with 50 steps reproduces the mixture for eta 0 and 1", "[sampler
   INFO("eta = " << eta);
   const tensor_d x = sample(ddim(process, leading_grid(1000, 50), {.eta = eta}), model, be, normal_batch(n, 77),
                             philox_noise(78));
-  const test::sample_moments m(x.data, 2);
-  const auto true_mean = mixture.mean();
-  const auto true_cov = mixture.covariance();
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
-  const auto frac = test::component_fractions(mixture, x.data);
-  for (std::size_t k = 0; k < 3; ++k) {
-    const double w = mixture.weight(k);
-    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / n)));
-  }
+  test::check_reproduces_mixture(mixture, x.data);
 }
 
 TEST_CASE("ddim rejects a negative or non-finite eta", "[sampler][ddim][errors]") {
@@ -154,11 +144,7 @@ TEST_CASE("ddim at zero terminal SNR: exact with a v model, an explicit error wi
     const std::size_t n = 16384;
     const tensor_d x = sample(sampler, model, be, normal_batch(n, 5), philox_noise(6));
     for (double v : x.data) REQUIRE(std::isfinite(v));
-    const test::sample_moments m(x.data, 2);
-    const auto true_mean = mixture.mean();
-    const auto true_cov = mixture.covariance();
-    for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-    for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
+    test::check_mean_and_covariance(x.data, 2, mixture.mean(), mixture.covariance());
   }
   SECTION("eps model") {
     gaussian_mixture_model<vp_discrete, eps_param> model(mixture, process);

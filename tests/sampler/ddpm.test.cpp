@@ -16,7 +16,6 @@
 #include "support/statistics.hpp"
 
 using namespace diffusion;
-using Catch::Matchers::WithinAbs;
 using tensor_d = reference_tensor<double>;
 
 namespace {
@@ -100,17 +99,7 @@ TEST_CASE("ddpm ancestral with 1000 steps reproduces the mixture", "[sampler][dd
   const ddpm_ancestral sampler(process, leading_grid(1000, 1000));
   const tensor_d x = sample(sampler, model, be, std::move(x_T), philox_noise(2024, 2));
 
-  const test::sample_moments m(x.data, 2);
-  const auto true_mean = mixture.mean();
-  const auto true_cov = mixture.covariance();
-  // 5 standard errors at a fixed seed: a false alarm has probability ~6e-7 per check.
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
-  const auto frac = test::component_fractions(mixture, x.data);
-  for (std::size_t k = 0; k < 3; ++k) {
-    const double w = mixture.weight(k);
-    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / n)));
-  }
+  test::check_reproduces_mixture(mixture, x.data);
 }
 
 TEST_CASE("ddpm ancestral x0 clipping and dynamic thresholding bound x0_hat", "[sampler][ddpm]") {

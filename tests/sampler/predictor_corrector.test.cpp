@@ -14,7 +14,6 @@
 #include "support/statistics.hpp"
 
 using namespace diffusion;
-using Catch::Matchers::WithinAbs;
 using tensor_d = reference_tensor<double>;
 
 namespace {
@@ -78,16 +77,7 @@ void check_reproduces_mixture(const Sampler& sampler, const Process& process, st
   tensor_d x({n, 2});
   process.sample_prior(be, noise, x);
   const tensor_d out = sample(sampler, model, be, std::move(x), noise);
-  const test::sample_moments m(out.data, 2);
-  const auto true_mean = mixture.mean();
-  const auto true_cov = mixture.covariance();
-  for (std::size_t a = 0; a < 2; ++a) CHECK_THAT(m.mean[a], WithinAbs(true_mean[a], 5 * m.mean_se[a]));
-  for (std::size_t k = 0; k < 4; ++k) CHECK_THAT(m.cov[k], WithinAbs(true_cov[k], 5 * m.cov_se[k]));
-  const auto frac = test::component_fractions(mixture, out.data);
-  for (std::size_t k = 0; k < 3; ++k) {
-    const double w = mixture.weight(k);
-    CHECK_THAT(frac[k], WithinAbs(w, 5 * std::sqrt(w * (1 - w) / static_cast<double>(n))));
-  }
+  test::check_reproduces_mixture(mixture, out.data);
 }
 
 }  // namespace
