@@ -17,6 +17,9 @@
 #include <diffusion/process/vp_discrete.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
+#include "support/loss_harness.hpp"
+#include "support/statistics.hpp"
+
 namespace {
 
 namespace dm = diffusion;
@@ -24,41 +27,7 @@ using tensor = dm::reference_tensor<double>;
 using backend = dm::reference_backend<double>;
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
-
-// Single-Gaussian data N(mu, s^2 I) in D = 3 dimensions.
-constexpr double data_std = 0.7;
-const std::vector<double> data_mean{0.5, -1.0, 2.0};
-constexpr std::size_t dim = 3;
-
-dm::gaussian_mixture single_gaussian() {
-  return dm::gaussian_mixture({1.0}, {data_mean}, std::vector<double>{data_std});
-}
-
-// Mean and standard error of a sample.
-struct mean_se {
-  double mean = 0.0, se = 0.0;
-  explicit mean_se(const std::vector<double>& v) {
-    const double n = static_cast<double>(v.size());
-    for (double x : v) mean += x;
-    mean /= n;
-    double ss = 0.0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    se = std::sqrt(ss / (n - 1.0) / n);
-  }
-};
-
-// Runs `model` on every sample of the batch at its own t (our predictor takes one t per call, the
-// loss draws one t per sample), one sample at a time.
-template <class Model>
-void predict_per_sample(Model& model, const dm::loss_batch<tensor>& batch, tensor& out) {
-  const std::size_t d = dm::sample_size(batch.x_t);
-  tensor x1({1, d}), o1({1, d});
-  for (std::size_t b = 0; b < batch.size(); ++b) {
-    std::copy_n(batch.x_t.data.begin() + static_cast<std::ptrdiff_t>(b * d), d, x1.data.begin());
-    model(x1, batch.t[b], o1);
-    std::copy_n(o1.data.begin(), d, out.data.begin() + static_cast<std::ptrdiff_t>(b * d));
-  }
-}
+using namespace dm::test;  // the data, loops and sample_mean of loss_harness.hpp and statistics.hpp
 
 // Per-element residual variance of the exact eps predictor at (alpha, sigma) for N(mu, s^2 I) data.
 //
@@ -112,7 +81,7 @@ TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss]
       expected += eps_residual(process.alpha(td), process.sigma(td));
     }
     expected /= static_cast<double>(T);
-    const mean_se m(sample_losses(loss, model, 20, 2000, 11));
+    const sample_mean m(sample_losses(loss, model, 20, 2000, 11));
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.01 * expected);  // the check has teeth
   }
@@ -125,7 +94,7 @@ TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss]
       expected += static_cast<double>(dim) * eps_residual(process.alpha(td), process.sigma(td));
     }
     expected /= static_cast<double>(T);
-    const mean_se m(sample_losses(loss, model, 20, 2000, 12));
+    const sample_mean m(sample_losses(loss, model, 20, 2000, 12));
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
   }
 
@@ -138,7 +107,7 @@ TEST_CASE("ddpm_eps_loss at the exact model reaches its analytic value", "[loss]
       expected += std::min(snr, 5.0) / snr * eps_residual(process.alpha(td), process.sigma(td));
     }
     expected /= static_cast<double>(T);
-    const mean_se m(sample_losses(loss, model, 20, 2000, 13));
+    const sample_mean m(sample_losses(loss, model, 20, 2000, 13));
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.01 * expected);
   }
@@ -177,11 +146,11 @@ TEST_CASE("ddpm_eps_loss: perturbing the exact model raises the loss", "[loss][d
       scale_diff.push_back(batch.sample_loss[b] - exact[b] - c * c * norm2 / static_cast<double>(dim));
     }
   }
-  const mean_se off(offset_diff);
+  const sample_mean off(offset_diff);
   CHECK(off.mean > 0.0);
   CHECK_THAT(off.mean, WithinAbs(delta * delta, 5.0 * off.se));
   CHECK(off.se < 0.05 * delta * delta);
-  const mean_se sc(scale_diff);
+  const sample_mean sc(scale_diff);
   CHECK_THAT(sc.mean, WithinAbs(0.0, 5.0 * sc.se));
 }
 
@@ -230,7 +199,7 @@ TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps l
       expected += (s * s) / (a * a) * eps_residual(a, s);
     }
     expected /= static_cast<double>(process.num_timesteps());
-    const mean_se m(sample_losses(x0_loss, x0_model, 20, 2000, 33));
+    const sample_mean m(sample_losses(x0_loss, x0_model, 20, 2000, 33));
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.01 * expected);
   }

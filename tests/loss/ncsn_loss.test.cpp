@@ -18,6 +18,9 @@
 #include <diffusion/process/ve_discrete.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
+#include "support/loss_harness.hpp"
+#include "support/statistics.hpp"
+
 namespace {
 
 namespace dm = diffusion;
@@ -25,6 +28,7 @@ using tensor = dm::reference_tensor<double>;
 using backend = dm::reference_backend<double>;
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
+using namespace dm::test;  // the data, loops and sample_mean of loss_harness.hpp and statistics.hpp
 
 static_assert(std::is_base_of_v<dm::denoising_loss<dm::ve_discrete, dm::uniform_discrete_time, dm::score_param,
                                                    dm::sigma_squared_weight>,
@@ -32,44 +36,7 @@ static_assert(std::is_base_of_v<dm::denoising_loss<dm::ve_discrete, dm::uniform_
 static_assert(dm::ncsn_loss<dm::ve_discrete>::target == dm::parameterization::score);
 static_assert(dm::ncsn_loss<dm::ve_discrete, dm::eps_param>::target == dm::parameterization::eps);
 
-// Single-Gaussian data N(mu, s^2 I) in D = 3 dimensions.
-constexpr double data_std = 0.7;
-const std::vector<double> data_mean{0.5, -1.0, 2.0};
-constexpr std::size_t dim = 3;
-
-dm::gaussian_mixture single_gaussian() { return dm::gaussian_mixture({1.0}, {data_mean}, std::vector<double>{data_std}); }
-
 dm::ve_discrete levels() { return dm::ve_discrete::geometric(10.0, 0.01, 20); }
-
-tensor filled(std::size_t b, std::size_t d, std::uint64_t seed, std::uint32_t stream) {
-  tensor x({b, d});
-  dm::philox_noise(seed, stream).fill_normal(std::span<double>(x.data), b);
-  return x;
-}
-
-struct mean_se {
-  double mean = 0.0, se = 0.0;
-  explicit mean_se(const std::vector<double>& v) {
-    const double n = static_cast<double>(v.size());
-    for (double x : v) mean += x;
-    mean /= n;
-    double ss = 0.0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    se = std::sqrt(ss / (n - 1.0) / n);
-  }
-};
-
-// The model at every sample's own level (one level per call, one sample at a time).
-template <class Model>
-void predict_per_sample(Model& model, const dm::loss_batch<tensor>& batch, tensor& out) {
-  const std::size_t d = dm::sample_size(batch.x_t);
-  tensor x1({1, d}), o1({1, d});
-  for (std::size_t b = 0; b < batch.size(); ++b) {
-    std::copy_n(batch.x_t.data.begin() + static_cast<std::ptrdiff_t>(b * d), d, x1.data.begin());
-    model(x1, batch.t[b], o1);
-    std::copy_n(o1.data.begin(), d, out.data.begin() + static_cast<std::ptrdiff_t>(b * d));
-  }
-}
 
 }  // namespace
 
@@ -159,38 +126,18 @@ TEST_CASE("ncsn_loss at the exact score reaches its analytic minimum; perturbati
   for (double sigma : process.sigmas()) expected += data_std * data_std / (data_std * data_std + sigma * sigma);
   expected *= 0.5 * static_cast<double>(dim) / static_cast<double>(process.num_levels());
 
-  backend be;
-  dm::philox_noise data_noise(31, 0), loss_noise(31, 1);
-  const std::size_t B = 2000;
-  tensor x0({B, dim}), out({B, dim}), moved({B, dim});
-  dm::loss_batch batch(x0);
-  std::vector<double> exact_losses, offset_residual, offset_diff;
+  // A constant offset delta on the score: per sample the loss grows by
+  // sigma^2 (1/2) (2 delta sum_j e_j + D delta^2), and the first term has mean 0 because the
+  // exact residual e has mean 0 given x_t. So diff - sigma^2 D delta^2 / 2 has mean 0.
+  std::vector<double> exact_losses, offset_diff, offset_residual;
   const double delta = 0.05;
-  for (int k = 0; k < 20; ++k) {
-    model.mixture().sample(data_noise, x0);
-    loss.draw(be, x0, loss_noise, batch);
-    predict_per_sample(model, batch, out);
-    (void)loss.evaluate(be, batch, out);
-    const std::vector<double> exact = batch.sample_loss;
-    exact_losses.insert(exact_losses.end(), exact.begin(), exact.end());
-
-    // A constant offset delta on the score: per sample the loss grows by
-    // sigma^2 (1/2) (2 delta sum_j e_j + D delta^2), and the first term has mean 0 because the
-    // exact residual e has mean 0 given x_t. So diff - sigma^2 D delta^2 / 2 has mean 0.
-    for (std::size_t i = 0; i < out.data.size(); ++i) moved.data[i] = out.data[i] + delta;
-    (void)loss.evaluate(be, batch, moved);
-    for (std::size_t b = 0; b < B; ++b) {
-      const double diff = batch.sample_loss[b] - exact[b];
-      offset_diff.push_back(diff);
-      offset_residual.push_back(diff - batch.weight[b] * 0.5 * static_cast<double>(dim) * delta * delta);
-    }
-  }
-  const mean_se m(exact_losses);
+  exact_and_offset(loss, model, 20, 2000, 31, delta, 0.5, exact_losses, offset_diff, offset_residual);
+  const sample_mean m(exact_losses);
   CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
   CHECK(m.se < 0.02 * expected);  // the check has teeth
-  const mean_se diff(offset_diff);
+  const sample_mean diff(offset_diff);
   CHECK(diff.mean > 10.0 * diff.se);
-  const mean_se res(offset_residual);
+  const sample_mean res(offset_residual);
   CHECK_THAT(res.mean, WithinAbs(0.0, 5.0 * res.se));
 }
 

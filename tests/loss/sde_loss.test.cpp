@@ -22,6 +22,9 @@
 #include <diffusion/process/vp_discrete.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
+#include "support/loss_harness.hpp"
+#include "support/statistics.hpp"
+
 namespace {
 
 namespace dm = diffusion;
@@ -30,6 +33,7 @@ using backend = dm::reference_backend<double>;
 using Catch::Matchers::Contains;
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
+using namespace dm::test;  // the data, loops and sample_mean of loss_harness.hpp and statistics.hpp
 
 static_assert(std::is_base_of_v<dm::denoising_loss<dm::vp_sde, dm::uniform_continuous_time, dm::score_param,
                                                    dm::sigma_squared_weight>,
@@ -37,41 +41,6 @@ static_assert(std::is_base_of_v<dm::denoising_loss<dm::vp_sde, dm::uniform_conti
 static_assert(dm::loss_weighting<dm::likelihood_weight, dm::vp_sde>);
 static_assert(dm::loss_weighting<dm::likelihood_weight, dm::ve_sde>);
 static_assert(!dm::loss_weighting<dm::likelihood_weight, dm::vp_discrete>);  // no g(t)
-
-constexpr double data_std = 0.7;
-const std::vector<double> data_mean{0.5, -1.0, 2.0};
-constexpr std::size_t dim = 3;
-
-dm::gaussian_mixture single_gaussian() { return dm::gaussian_mixture({1.0}, {data_mean}, std::vector<double>{data_std}); }
-
-tensor filled(std::size_t b, std::size_t d, std::uint64_t seed, std::uint32_t stream) {
-  tensor x({b, d});
-  dm::philox_noise(seed, stream).fill_normal(std::span<double>(x.data), b);
-  return x;
-}
-
-struct mean_se {
-  double mean = 0.0, se = 0.0;
-  explicit mean_se(const std::vector<double>& v) {
-    const double n = static_cast<double>(v.size());
-    for (double x : v) mean += x;
-    mean /= n;
-    double ss = 0.0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    se = std::sqrt(ss / (n - 1.0) / n);
-  }
-};
-
-template <class Model>
-void predict_per_sample(Model& model, const dm::loss_batch<tensor>& batch, tensor& out) {
-  const std::size_t d = dm::sample_size(batch.x_t);
-  tensor x1({1, d}), o1({1, d});
-  for (std::size_t b = 0; b < batch.size(); ++b) {
-    std::copy_n(batch.x_t.data.begin() + static_cast<std::ptrdiff_t>(b * d), d, x1.data.begin());
-    model(x1, batch.t[b], o1);
-    std::copy_n(o1.data.begin(), d, out.data.begin() + static_cast<std::ptrdiff_t>(b * d));
-  }
-}
 
 // Composite Simpson's rule with n (even) intervals.
 template <class F>
@@ -145,33 +114,6 @@ void check_against_score_sde(const Loss& loss, bool likelihood, bool reduce_mean
   }
 }
 
-// Every sample's loss at the exact score, over `batches` batches of `B`; also the paired
-// differences of an offset delta on the score minus their expectation lambda r D delta^2.
-template <class Loss, class Model>
-void exact_and_offset(const Loss& loss, Model& model, std::size_t batches, std::size_t B, std::uint64_t seed,
-                      double delta, double r, std::vector<double>& exact_losses, std::vector<double>& offset_diff,
-                      std::vector<double>& offset_residual) {
-  backend be;
-  dm::philox_noise data_noise(seed, 0), loss_noise(seed, 1);
-  tensor x0({B, dim}), out({B, dim}), moved({B, dim});
-  dm::loss_batch batch(x0);
-  for (std::size_t k = 0; k < batches; ++k) {
-    model.mixture().sample(data_noise, x0);
-    loss.draw(be, x0, loss_noise, batch);
-    predict_per_sample(model, batch, out);
-    (void)loss.evaluate(be, batch, out);
-    const std::vector<double> exact = batch.sample_loss;
-    exact_losses.insert(exact_losses.end(), exact.begin(), exact.end());
-    for (std::size_t i = 0; i < out.data.size(); ++i) moved.data[i] = out.data[i] + delta;
-    (void)loss.evaluate(be, batch, moved);
-    for (std::size_t b = 0; b < B; ++b) {
-      const double diff = batch.sample_loss[b] - exact[b];
-      offset_diff.push_back(diff);
-      offset_residual.push_back(diff - batch.weight[b] * r * static_cast<double>(dim) * delta * delta);
-    }
-  }
-}
-
 }  // namespace
 
 TEST_CASE("sde_dsm_loss is score_sde's get_sde_loss_fn on the same draws", "[loss][sde]") {
@@ -239,7 +181,7 @@ TEST_CASE("sde_dsm_loss at the exact score reaches its analytic minimum; perturb
                               return a * a * s2 / (a * a * s2 + s * s);
                             }, eps_t, 1.0, 20000) / (1.0 - eps_t);
     exact_and_offset(loss, model, 20, 2000, 51, delta, 0.5, exact, diff, residual);
-    const mean_se m(exact);
+    const sample_mean m(exact);
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.02 * expected);
   }
@@ -257,7 +199,7 @@ TEST_CASE("sde_dsm_loss at the exact score reaches its analytic minimum; perturb
         simpson([&](double t) { return k * s2 / (s2 + p.sigma(t) * p.sigma(t)); }, eps_t, 1.0, 20000) / (1.0 - eps_t);
     REQUIRE_THAT(quadrature, WithinRel(expected, 1e-9));
     exact_and_offset(loss, model, 20, 2000, 52, delta, 1.0 / dim, exact, diff, residual);
-    const mean_se m(exact);
+    const sample_mean m(exact);
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.02 * expected);
   }
@@ -273,13 +215,13 @@ TEST_CASE("sde_dsm_loss at the exact score reaches its analytic minimum; perturb
                               return g * g / (s * s) * a * a * s2 / (a * a * s2 + s * s);
                             }, eps_t, 1.0, 200000) / (1.0 - eps_t);
     exact_and_offset(loss, model, 20, 2000, 53, delta, 0.5, exact, diff, residual);
-    const mean_se m(exact);
+    const sample_mean m(exact);
     CHECK_THAT(m.mean, WithinAbs(expected, 5.0 * m.se));
     CHECK(m.se < 0.05 * expected);
   }
-  const mean_se d(diff);
+  const sample_mean d(diff);
   CHECK(d.mean > 10.0 * d.se);
-  const mean_se res(residual);
+  const sample_mean res(residual);
   CHECK_THAT(res.mean, WithinAbs(0.0, 5.0 * res.se));
 }
 
