@@ -43,8 +43,10 @@ namespace detail {
 /// The SDEs' time interval is [0, T] with T = 1 (score_sde's `SDE.T`).
 inline constexpr double sde_end_time = 1.0;
 
+inline bool is_sde_time(double t) { return std::isfinite(t) && t >= 0.0 && t <= sde_end_time; }
+
 inline void check_sde_time(double t, std::string_view where) {
-  require(std::isfinite(t) && t >= 0.0 && t <= sde_end_time, where, "t", t, "[0, 1] (the SDE's time interval [0, T])");
+  require(is_sde_time(t), where, "t", t, "[0, 1] (the SDE's time interval [0, T])");
 }
 
 inline void check_num_steps(std::size_t num_steps, std::string_view where) {
@@ -83,48 +85,118 @@ void gaussian_prior_log_density(const T& x, std::span<double> out, double prior_
   }
 }
 
-/// The linear schedule beta(t) = beta_min + t (beta_max - beta_min) shared by the VP and sub-VP
-/// SDEs (Song et al. 2021, App. B), with its discrete betas beta_i = linspace(beta_min/N,
-/// beta_max/N, N)_i (the DDPM chain of Eq. 10 with N steps; REFERENCE.md item 13).
-class linear_beta_sde_schedule {
+/// What the VP and sub-VP SDEs share (Song et al. 2021, App. B): the linear schedule
+/// beta(t) = beta_min + t (beta_max - beta_min), hence the same alpha(t) = exp(-1/2 int_0^t beta),
+/// the same drift f(t) = -beta(t)/2 (Eqs. 11 and 12), the prior N(0, I), and the discrete betas
+/// beta_i = linspace(beta_min/N, beta_max/N, N)_i (the DDPM chain of Eq. 10 with N steps;
+/// REFERENCE.md item 13) with the Langevin corrector's alpha_i = 1 - beta_i. vp_sde and subvp_sde
+/// add what differs: sigma(t), g(t) and the discretization.
+///
+/// N = num_steps() is score_sde's `sde.N`: the number of sampling steps of its predictors and
+/// correctors, and the size of the discrete beta table. The discrete quantities need N > beta_max
+/// (every beta/N below 1); the continuous ones work for any N >= 1.
+///
+/// Error messages name the derived class and the member ("vp_sde::alpha: t = ..."); the two are
+/// joined only when a check fails, so the checks allocate nothing.
+class linear_beta_sde {
  public:
-  linear_beta_sde_schedule(double beta_min, double beta_max, std::size_t num_steps, std::string_view where)
-      : m_beta_min(beta_min), m_beta_max(beta_max), m_num_steps(num_steps) {
-    require(std::isfinite(beta_min) && beta_min > 0.0, where, "beta_min", beta_min, "(0, inf), finite");
-    require(std::isfinite(beta_max) && beta_max >= beta_min, where, "beta_max", beta_max,
+  using time_kind = continuous_time;
+
+  /// T = 1: times lie in [0, 1]; every function of t below throws std::invalid_argument outside.
+  static constexpr double end_time() { return sde_end_time; }
+
+  double beta_min() const { return m_beta_min; }
+  double beta_max() const { return m_beta_max; }
+  /// N, the number of discretization steps.
+  std::size_t num_steps() const { return m_num_steps; }
+
+  /// beta(t) = beta_min + t (beta_max - beta_min) (App. B).
+  double beta(double t) const { return beta_of(checked(t, "beta")); }
+  /// log alpha(t) = -t^2 (beta_max - beta_min)/4 - t beta_min/2 (App. B).
+  double log_alpha(double t) const { return log_alpha_of(checked(t, "log_alpha")); }
+  /// alpha(t) = exp(log alpha(t)), the mean coefficient of the marginal (App. B).
+  double alpha(double t) const { return std::exp(log_alpha_of(checked(t, "alpha"))); }
+  /// f(t) = -beta(t)/2, drift = f(t) x (Eqs. 11 and 12).
+  double drift_scale(double t) const { return -0.5 * beta_of(checked(t, "drift_scale")); }
+
+  /// The prior N(0, I).
+  static constexpr double prior_std() { return 1.0; }
+  /// log N(x; 0, I) of one sample x: -D/2 ln(2 pi) - |x|^2/2 (score_sde `VPSDE.prior_logp`, which
+  /// subVPSDE's equals).
+  double prior_log_density(std::span<const double> x) const {
+    return gaussian_prior_log_density(x, 1.0, qualified("prior_log_density"));
+  }
+  /// The prior log-density of each batch sample of x into out (out.size() == batch size).
+  template <tensor T>
+  void prior_log_density(const T& x, std::span<double> out) const {
+    gaussian_prior_log_density(x, out, 1.0, qualified("prior_log_density"));
+  }
+  /// x_T = z ~ N(0, I): fills x with one normal draw of `noise` (score_sde `prior_sampling`).
+  template <class Backend, class Noise, tensor T>
+  void sample_prior(Backend& be, Noise& noise, T& x) const {
+    draw_normal(be, noise, x);
+  }
+
+  /// i = floor(t (N - 1)), the index of the discrete tables at time t.
+  std::size_t discrete_index(double t) const {
+    return sde_discrete_index(checked(t, "discrete_index"), m_num_steps);
+  }
+  /// The Langevin corrector's alpha_i = 1 - beta_i at i = discrete_index(t) (Song et al. 2021,
+  /// App. G, Algorithm 5; score_sde `LangevinCorrector` uses `sde.alphas`, not alpha-bar).
+  /// score_sde takes this branch for subVPSDE too (`isinstance(sde, VPSDE) or isinstance(sde,
+  /// subVPSDE)`), but its subVPSDE has no `alphas` table, so there it fails with an
+  /// AttributeError; VP's table is the value that branch evidently intends.
+  /// \throws std::invalid_argument if t is outside [0, 1] or beta_i >= 1 (num_steps <= beta_max).
+  double langevin_alpha(double t) const { return 1.0 - checked_discrete_beta(discrete_index(t), "langevin_alpha"); }
+
+  /// beta_i = linspace(beta_min/N, beta_max/N, N)_i (score_sde `discrete_betas`).
+  const std::vector<double>& discrete_betas() const { return m_discrete_betas; }
+  /// 1 - beta_i (score_sde `alphas`).
+  const std::vector<double>& discrete_alphas() const { return m_discrete_alphas; }
+
+ protected:
+  /// \throws std::invalid_argument unless beta_min and beta_max are finite with
+  ///         0 < beta_min <= beta_max, and num_steps >= 1; the message starts with `name`.
+  linear_beta_sde(double beta_min, double beta_max, std::size_t num_steps, std::string_view name)
+      : m_name(name), m_beta_min(beta_min), m_beta_max(beta_max), m_num_steps(num_steps) {
+    require(std::isfinite(beta_min) && beta_min > 0.0, name, "beta_min", beta_min, "(0, inf), finite");
+    require(std::isfinite(beta_max) && beta_max >= beta_min, name, "beta_max", beta_max,
             "[beta_min, inf) = [" + format_value(beta_min) + ", inf), finite");
-    check_num_steps(num_steps, where);
+    check_num_steps(num_steps, name);
     const double n = static_cast<double>(num_steps);
     m_discrete_betas = linspace(beta_min / n, beta_max / n, num_steps);
     m_discrete_alphas.resize(num_steps);
     for (std::size_t i = 0; i < num_steps; ++i) m_discrete_alphas[i] = 1.0 - m_discrete_betas[i];
   }
 
-  double beta_min() const { return m_beta_min; }
-  double beta_max() const { return m_beta_max; }
-  std::size_t num_steps() const { return m_num_steps; }
-  const std::vector<double>& discrete_betas() const { return m_discrete_betas; }
-  const std::vector<double>& discrete_alphas() const { return m_discrete_alphas; }
+  /// t, checked to lie in [0, T]; `member` names the caller in the error message.
+  double checked(double t, std::string_view member) const {
+    if (!is_sde_time(t)) check_sde_time(t, qualified(member));
+    return t;
+  }
+  /// "<class>::<member>", the `where` of an error message.
+  std::string qualified(std::string_view member) const {
+    return std::string(m_name).append("::").append(member);
+  }
 
-  /// beta(t) = beta_min + t (beta_max - beta_min).
-  double beta(double t) const { return m_beta_min + t * (m_beta_max - m_beta_min); }
-
-  /// log alpha(t) = -1/2 int_0^t beta = -t^2 (beta_max - beta_min)/4 - t beta_min/2 (score_sde's
-  /// `log_mean_coeff`).
-  double log_alpha(double t) const { return -0.25 * (t * t) * (m_beta_max - m_beta_min) - 0.5 * t * m_beta_min; }
+  /// beta(t) and log alpha(t) without the range check, for members that have checked t already.
+  double beta_of(double t) const { return m_beta_min + t * (m_beta_max - m_beta_min); }
+  /// -1/2 int_0^t beta in score_sde's order of operations (`log_mean_coeff`).
+  double log_alpha_of(double t) const { return -0.25 * (t * t) * (m_beta_max - m_beta_min) - 0.5 * t * m_beta_min; }
 
   /// The discrete beta at index i, checked to be below 1: with N <= beta_max the last discrete
   /// betas reach 1 and sqrt(1 - beta_i) is undefined.
-  double checked_discrete_beta(std::size_t i, std::string_view where) const {
+  double checked_discrete_beta(std::size_t i, std::string_view member) const {
     const double b = m_discrete_betas[i];
     if (!(b < 1.0))
-      throw_invalid(where, "num_steps", m_num_steps,
+      throw_invalid(qualified(member), "num_steps", m_num_steps,
                     "above beta_max = " + format_value(m_beta_max) + ", so that every discrete beta = beta/N is below 1 "
                     "(here beta_" + std::to_string(i) + " = " + format_value(b) + ")");
     return b;
   }
 
  private:
+  std::string_view m_name;  // the derived class's, for error messages
   double m_beta_min;
   double m_beta_max;
   std::size_t m_num_steps;
@@ -139,64 +211,22 @@ class linear_beta_sde_schedule {
 /// Marginal (App. B): x_t = alpha(t) x_0 + sigma(t) eps with alpha = exp(-1/2 int_0^t beta) and
 /// sigma = sqrt(1 - alpha^2).
 ///
-/// N = num_steps() is score_sde's `sde.N`: the number of sampling steps of its predictors and
-/// correctors, and the size of the discrete beta table of the reverse-diffusion predictor and the
-/// Langevin corrector. The discrete quantities need N > beta_max (every beta/N below 1); the
-/// continuous ones work for any N >= 1.
-class vp_sde {
+/// beta(t), alpha(t), the drift, the prior, the Langevin alpha_i and the discrete tables are
+/// detail::linear_beta_sde's, shared with subvp_sde.
+class vp_sde : public detail::linear_beta_sde {
  public:
-  using time_kind = continuous_time;
-
   /// \throws std::invalid_argument unless beta_min and beta_max are finite with
   ///         0 < beta_min <= beta_max, and num_steps >= 1.
   explicit vp_sde(double beta_min = 0.1, double beta_max = 20.0, std::size_t num_steps = 1000)
-      : m_schedule(beta_min, beta_max, num_steps, "vp_sde") {}
+      : linear_beta_sde(beta_min, beta_max, num_steps, "vp_sde") {}
 
-  /// T = 1: times lie in [0, 1]; every function of t below throws std::invalid_argument outside.
-  static constexpr double end_time() { return detail::sde_end_time; }
-
-  double beta_min() const { return m_schedule.beta_min(); }
-  double beta_max() const { return m_schedule.beta_max(); }
-  /// N, the number of discretization steps.
-  std::size_t num_steps() const { return m_schedule.num_steps(); }
-
-  /// beta(t) = beta_min + t (beta_max - beta_min) (Song et al. 2021, App. B).
-  double beta(double t) const { return m_schedule.beta(checked(t, "vp_sde::beta")); }
-  /// log alpha(t) = -t^2 (beta_max - beta_min)/4 - t beta_min/2 (App. B).
-  double log_alpha(double t) const { return m_schedule.log_alpha(checked(t, "vp_sde::log_alpha")); }
-  /// alpha(t) = exp(log alpha(t)), the mean coefficient of the marginal (App. B).
-  double alpha(double t) const { return std::exp(log_alpha_of(checked(t, "vp_sde::alpha"))); }
   /// sigma(t) = sqrt(1 - alpha(t)^2), the marginal std (App. B); computed as
   /// sqrt(-expm1(2 log alpha)), which stays accurate as t -> 0 where score_sde's
   /// sqrt(1 - exp(2 log alpha)) loses digits (2e-11 relative at t = 1e-5, 3e-14 at t = 1e-3).
-  double sigma(double t) const { return std::sqrt(-std::expm1(2.0 * log_alpha_of(checked(t, "vp_sde::sigma")))); }
-
-  /// f(t) = -beta(t)/2, drift = f(t) x (Eq. 11).
-  double drift_scale(double t) const { return -0.5 * m_schedule.beta(checked(t, "vp_sde::drift_scale")); }
+  double sigma(double t) const { return std::sqrt(-std::expm1(2.0 * log_alpha_of(checked(t, "sigma")))); }
   /// g(t) = sqrt(beta(t)) (Eq. 11).
-  double diffusion(double t) const { return std::sqrt(m_schedule.beta(checked(t, "vp_sde::diffusion"))); }
+  double diffusion(double t) const { return std::sqrt(beta_of(checked(t, "diffusion"))); }
 
-  /// The prior N(0, I).
-  static constexpr double prior_std() { return 1.0; }
-  /// log N(x; 0, I) of one sample x: -D/2 ln(2 pi) - |x|^2/2 (score_sde `VPSDE.prior_logp`).
-  double prior_log_density(std::span<const double> x) const {
-    return detail::gaussian_prior_log_density(x, 1.0, "vp_sde::prior_log_density");
-  }
-  /// The prior log-density of each batch sample of x into out (out.size() == batch size).
-  template <tensor T>
-  void prior_log_density(const T& x, std::span<double> out) const {
-    detail::gaussian_prior_log_density(x, out, 1.0, "vp_sde::prior_log_density");
-  }
-  /// x_T = z ~ N(0, I): fills x with one normal draw of `noise` (score_sde `prior_sampling`).
-  template <class Backend, class Noise, tensor T>
-  void sample_prior(Backend& be, Noise& noise, T& x) const {
-    draw_normal(be, noise, x);
-  }
-
-  /// i = floor(t (N - 1)), the index of the discrete tables at time t.
-  std::size_t discrete_index(double t) const {
-    return detail::sde_discrete_index(checked(t, "vp_sde::discrete_index"), num_steps());
-  }
   /// The DDPM discretization (Eq. 10): x_{i+1} = sqrt(1 - beta_i) x_i + sqrt(beta_i) z, i.e.
   /// f_coef = sqrt(1 - beta_i) - 1 and G = sqrt(beta_i) at i = discrete_index(t) (score_sde
   /// `VPSDE.discretize`). f_coef is computed as -beta_i / (1 + sqrt(1 - beta_i)), the same number
@@ -204,37 +234,18 @@ class vp_sde {
   /// by up to ~5e-12 relative for beta_i ~ 1e-4).
   /// \throws std::invalid_argument if t is outside [0, 1] or beta_i >= 1 (num_steps <= beta_max).
   sde_discretization discretize(double t) const {
-    const double b = m_schedule.checked_discrete_beta(discrete_index(t), "vp_sde::discretize");
+    const double b = checked_discrete_beta(discrete_index(t), "discretize");
     return {-b / (1.0 + std::sqrt(1.0 - b)), std::sqrt(b)};
-  }
-  /// The Langevin corrector's alpha_i = 1 - beta_i at i = discrete_index(t) (Song et al. 2021,
-  /// App. G, Algorithm 5; score_sde `LangevinCorrector` uses `sde.alphas`, not alpha-bar).
-  /// \throws std::invalid_argument if t is outside [0, 1] or beta_i >= 1 (num_steps <= beta_max).
-  double langevin_alpha(double t) const {
-    return 1.0 - m_schedule.checked_discrete_beta(discrete_index(t), "vp_sde::langevin_alpha");
   }
   /// DDPM's ancestral step at i = discrete_index(t) (Ho et al. 2020, Alg. 2; score_sde
   /// `AncestralSamplingPredictor.vpsde_update_fn`): x_mean = (x + beta_i score)/sqrt(1 - beta_i),
   /// noise std sqrt(beta_i).
+  /// \throws std::invalid_argument if t is outside [0, 1] or beta_i >= 1 (num_steps <= beta_max).
   ancestral_coefficients ancestral_step(double t) const {
-    const double b = m_schedule.checked_discrete_beta(discrete_index(t), "vp_sde::ancestral_step");
+    const double b = checked_discrete_beta(discrete_index(t), "ancestral_step");
     const double r = 1.0 / std::sqrt(1.0 - b);
     return {r, b * r, std::sqrt(b)};
   }
-
-  /// beta_i = linspace(beta_min/N, beta_max/N, N)_i (score_sde `discrete_betas`).
-  const std::vector<double>& discrete_betas() const { return m_schedule.discrete_betas(); }
-  /// 1 - beta_i (score_sde `alphas`).
-  const std::vector<double>& discrete_alphas() const { return m_schedule.discrete_alphas(); }
-
- private:
-  static double checked(double t, std::string_view where) {
-    detail::check_sde_time(t, where);
-    return t;
-  }
-  double log_alpha_of(double t) const { return m_schedule.log_alpha(t); }
-
-  detail::linear_beta_sde_schedule m_schedule;
 };
 
 /// The sub-VP SDE, Song et al. 2021, Eq. 12:
@@ -242,67 +253,28 @@ class vp_sde {
 /// with VP's beta(t). Marginal (App. B): alpha(t) as for VP, and sigma(t) = 1 - alpha(t)^2 =
 /// 1 - exp(-int_0^t beta) (REFERENCE.md item 15: a std, not a variance), so sigma <= VP's sigma.
 ///
-/// score_sde's subVPSDE has no discretization of its own: its `discretize` is the base class's
-/// Euler-Maruyama step with dt = 1/N, which this class reproduces.
-class subvp_sde {
+/// beta(t), alpha(t), the drift, the prior, the Langevin alpha_i and the discrete tables are
+/// detail::linear_beta_sde's, shared with vp_sde. score_sde's subVPSDE has no discretization of
+/// its own: its `discretize` is the base class's Euler-Maruyama step with dt = 1/N, which this
+/// class reproduces.
+class subvp_sde : public detail::linear_beta_sde {
  public:
-  using time_kind = continuous_time;
-
   /// \throws std::invalid_argument unless beta_min and beta_max are finite with
   ///         0 < beta_min <= beta_max, and num_steps >= 1.
   explicit subvp_sde(double beta_min = 0.1, double beta_max = 20.0, std::size_t num_steps = 1000)
-      : m_schedule(beta_min, beta_max, num_steps, "subvp_sde") {}
+      : linear_beta_sde(beta_min, beta_max, num_steps, "subvp_sde") {}
 
-  /// T = 1: times lie in [0, 1]; every function of t below throws std::invalid_argument outside.
-  static constexpr double end_time() { return detail::sde_end_time; }
-
-  double beta_min() const { return m_schedule.beta_min(); }
-  double beta_max() const { return m_schedule.beta_max(); }
-  /// N, the number of discretization steps.
-  std::size_t num_steps() const { return m_schedule.num_steps(); }
-
-  /// beta(t) = beta_min + t (beta_max - beta_min), as for VP.
-  double beta(double t) const { return m_schedule.beta(checked(t, "subvp_sde::beta")); }
-  /// log alpha(t) = -t^2 (beta_max - beta_min)/4 - t beta_min/2, as for VP.
-  double log_alpha(double t) const { return m_schedule.log_alpha(checked(t, "subvp_sde::log_alpha")); }
-  /// alpha(t) = exp(log alpha(t)) (App. B).
-  double alpha(double t) const { return std::exp(m_schedule.log_alpha(checked(t, "subvp_sde::alpha"))); }
   /// sigma(t) = 1 - alpha(t)^2 (App. B; score_sde `subVPSDE.marginal_prob` std), computed as
   /// -expm1(2 log alpha) (score_sde's 1 - exp(.) loses ~5e-11 relative at t = 1e-5).
-  double sigma(double t) const { return -std::expm1(2.0 * m_schedule.log_alpha(checked(t, "subvp_sde::sigma"))); }
-
-  /// f(t) = -beta(t)/2, drift = f(t) x (Eq. 12).
-  double drift_scale(double t) const { return -0.5 * m_schedule.beta(checked(t, "subvp_sde::drift_scale")); }
+  double sigma(double t) const { return -std::expm1(2.0 * log_alpha_of(checked(t, "sigma"))); }
   /// g(t) = sqrt(beta(t) (1 - exp(-2 beta_min t - (beta_max - beta_min) t^2))) (Eq. 12, with
   /// int_0^t beta = beta_min t + (beta_max - beta_min) t^2 / 2); the discount is -expm1(.).
   double diffusion(double t) const {
-    checked(t, "subvp_sde::diffusion");
-    const double discount =
-        -std::expm1(-2.0 * m_schedule.beta_min() * t - (m_schedule.beta_max() - m_schedule.beta_min()) * (t * t));
-    return std::sqrt(m_schedule.beta(t) * discount);
+    checked(t, "diffusion");
+    const double discount = -std::expm1(-2.0 * beta_min() * t - (beta_max() - beta_min()) * (t * t));
+    return std::sqrt(beta_of(t) * discount);
   }
 
-  /// The prior N(0, I).
-  static constexpr double prior_std() { return 1.0; }
-  /// log N(x; 0, I) of one sample x (score_sde `subVPSDE.prior_logp`).
-  double prior_log_density(std::span<const double> x) const {
-    return detail::gaussian_prior_log_density(x, 1.0, "subvp_sde::prior_log_density");
-  }
-  /// The prior log-density of each batch sample of x into out (out.size() == batch size).
-  template <tensor T>
-  void prior_log_density(const T& x, std::span<double> out) const {
-    detail::gaussian_prior_log_density(x, out, 1.0, "subvp_sde::prior_log_density");
-  }
-  /// x_T = z ~ N(0, I): fills x with one normal draw of `noise`.
-  template <class Backend, class Noise, tensor T>
-  void sample_prior(Backend& be, Noise& noise, T& x) const {
-    draw_normal(be, noise, x);
-  }
-
-  /// i = floor(t (N - 1)).
-  std::size_t discrete_index(double t) const {
-    return detail::sde_discrete_index(checked(t, "subvp_sde::discrete_index"), num_steps());
-  }
   /// The Euler-Maruyama discretization with dt = 1/N (score_sde `SDE.discretize`, the base class's,
   /// which subVPSDE inherits): f_coef = f(t) dt, G = g(t) sqrt(dt), at t itself (not at a table
   /// index).
@@ -310,27 +282,6 @@ class subvp_sde {
     const double dt = 1.0 / static_cast<double>(num_steps());
     return {drift_scale(t) * dt, diffusion(t) * std::sqrt(dt)};
   }
-  /// The Langevin corrector's alpha_i = 1 - beta_i with VP's discrete betas at i = discrete_index(t).
-  /// score_sde's LangevinCorrector takes this branch for subVPSDE too (`isinstance(sde, VPSDE) or
-  /// isinstance(sde, subVPSDE)`), but its subVPSDE has no `alphas` table, so there it fails with an
-  /// AttributeError; this is the value that branch evidently intends.
-  /// \throws std::invalid_argument if t is outside [0, 1] or beta_i >= 1 (num_steps <= beta_max).
-  double langevin_alpha(double t) const {
-    return 1.0 - m_schedule.checked_discrete_beta(discrete_index(t), "subvp_sde::langevin_alpha");
-  }
-
-  /// VP's discrete betas linspace(beta_min/N, beta_max/N, N), used by langevin_alpha only.
-  const std::vector<double>& discrete_betas() const { return m_schedule.discrete_betas(); }
-  /// 1 - beta_i.
-  const std::vector<double>& discrete_alphas() const { return m_schedule.discrete_alphas(); }
-
- private:
-  static double checked(double t, std::string_view where) {
-    detail::check_sde_time(t, where);
-    return t;
-  }
-
-  detail::linear_beta_sde_schedule m_schedule;
 };
 
 /// The variance-exploding SDE, Song et al. 2021, Eq. 9 with sigma(t) = sigma_min
