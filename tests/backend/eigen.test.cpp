@@ -1,11 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The Eigen backend against the reference backend (the oracle), across devices and thread counts.
-//
-// Expected agreement: every operation forms the same products and sums in the same order as the
-// reference loops, so in a build without fused multiply-add contraction the results are
-// bit-identical; where the compiler may contract a*b + c into an FMA (e.g. -march=native on x86,
-// __FMA__ defined) the two differ by rounding only, and the bound is a few ULP. Between Eigen
-// devices and thread counts the results must be bit-identical in every build.
+// The Eigen backend against the reference backend (the oracle, support/backend_checks.hpp, which
+// says what agreement to expect), across devices and thread counts. Between Eigen devices and
+// thread counts the results must be bit-identical in every build.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -30,7 +26,11 @@
 #include <diffusion/core/noise.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
+#include "support/backend_checks.hpp"
+
 namespace dm = diffusion;
+using dm::test::require_identical;
+using dm::test::require_matches_reference;
 
 using pool_device = Eigen::ThreadPoolDevice;
 
@@ -91,86 +91,11 @@ void for_each_backend(F&& f) {
   f(dm::eigen_backend<S, R, pool_device>{pool2().device(), 1000}, "pool(2) device, threshold 1000");
 }
 
-/// Distance in units in the last place between two finite values of the same sign class, 0 for
-/// two NaNs.
-template <class S>
-std::uint64_t ulp_distance(S a, S b) {
-  if (std::isnan(a) && std::isnan(b)) return 0;
-  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<std::uint64_t>::max();
-  using I = std::conditional_t<sizeof(S) == 4, std::int32_t, std::int64_t>;
-  // Map the sign-magnitude bit patterns onto a monotone integer line.
-  auto ordered = [](S x) {
-    const I i = std::bit_cast<I>(x);
-    return i < 0 ? static_cast<std::int64_t>(std::numeric_limits<I>::min()) - static_cast<std::int64_t>(i)
-                 : static_cast<std::int64_t>(i);
-  };
-  const std::int64_t d = ordered(a) - ordered(b);
-  return static_cast<std::uint64_t>(d < 0 ? -d : d);
-}
-
-struct comparison {
-  std::uint64_t max_ulp = 0;
-  std::size_t differing = 0;
-};
-
-template <class S>
-comparison compare(std::span<const S> got, std::span<const S> want) {
-  REQUIRE(got.size() == want.size());
-  comparison c;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const std::uint64_t d = ulp_distance(got[i], want[i]);
-    c.max_ulp = std::max(c.max_ulp, d);
-    c.differing += d != 0;
-  }
-  return c;
-}
-
-/// Whether this build may contract a*b + c into a fused multiply-add, which rounds once instead of
-/// twice (GCC contracts by default where the target has FMA).
-constexpr bool may_contract_fma =
-#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-    true;
-#else
-    false;
-#endif
-
-/// Eigen result against the reference result: bit-identical unless FMA contraction is possible;
-/// in any case |got - want| <= 4 eps * scale elementwise, where scale = sum_k |a_k x_k| is the
-/// magnitude of the terms (the rounding of a sum of up to 4 terms is bounded by that, while a
-/// bound in ULP of the result would not hold where the terms cancel).
-template <class S>
-void require_matches_reference(std::span<const S> got, std::span<const S> want, std::span<const S> scale) {
-  REQUIRE(got.size() == want.size());
-  REQUIRE(scale.size() == want.size());
-  const comparison c = compare(got, want);
-  double worst = 0;  // largest |got - want| / (eps * scale)
-  bool within = true;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
-    const double err = std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
-    const double bound = 4.0 * std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i]);
-    within = within && err <= bound;
-    if (err > 0) worst = std::max(worst, err / (std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i])));
-  }
-  INFO("elements differing " << c.differing << " of " << got.size() << ", max ULP distance " << c.max_ulp
-                             << ", max error / (eps * sum|a x|) " << worst);
-  REQUIRE(within);
-  if constexpr (!may_contract_fma) REQUIRE(c.differing == 0);
-}
-
-template <class S>
-void require_identical(std::span<const S> got, std::span<const S> want) {
-  const comparison c = compare(got, want);
-  INFO("max ULP distance " << c.max_ulp << ", elements differing " << c.differing << " of " << got.size());
-  REQUIRE(c.differing == 0);
-}
-
-/// Uniform values in [-4, 4), reproducible across standard libraries (no std:: distribution).
+/// Uniform values in [-4, 4) (dm::test::fill_uniform).
 template <class S, int R>
 eigen_tensor<S, R> random_tensor(const std::array<Eigen::Index, R>& dims, std::uint32_t seed) {
-  std::mt19937 gen(seed);
   eigen_tensor<S, R> t(dims);
-  for (Eigen::Index i = 0; i < t.size(); ++i) t.data()[i] = static_cast<S>((gen() >> 8) * 0x1p-24 * 8.0 - 4.0);
+  dm::test::fill_uniform(dm::elements(t), seed);
   return t;
 }
 
@@ -206,43 +131,7 @@ void check_operations_match_reference(const std::array<Eigen::Index, R>& dims) {
   const auto x2 = random_tensor<S, R>(dims, 2);
   const auto x3 = random_tensor<S, R>(dims, 3);
   const auto x4 = random_tensor<S, R>(dims, 4);
-  const auto r1 = to_reference(x1), r2 = to_reference(x2), r3 = to_reference(x3), r4 = to_reference(x4);
-  const S a1 = S(0.9995), a2 = S(-0.0316), a3 = S(1.7), a4 = S(-0.3333);
-  const std::size_t batch = static_cast<std::size_t>(dims[0]);
-  std::vector<S> pa(batch), pb(batch);
-  for (std::size_t s = 0; s < batch; ++s) {
-    pa[s] = S(1) / std::sqrt(S(s + 2));
-    pb[s] = -S(s) / S(7) + S(0.1);
-  }
-
-  // |x| and |a|, to form the magnitude of the terms, sum_k |a_k x_k|, that bounds the rounding.
-  auto absolute = [](dm::reference_tensor<S> r) {
-    for (auto& v : r.data) v = std::abs(v);
-    return r;
-  };
-  const auto q1 = absolute(r1), q2 = absolute(r2), q3 = absolute(r3), q4 = absolute(r4);
-  std::vector<S> qa(batch), qb(batch);
-  for (std::size_t s = 0; s < batch; ++s) {
-    qa[s] = std::abs(pa[s]);
-    qb[s] = std::abs(pb[s]);
-  }
-
-  const dm::reference_backend<S> ref;
-  auto scale1 = dm::make_like(r1), scale2 = scale1, scale3 = scale1, scale4 = scale1, scale_ps = scale1;
-  ref.lincomb(scale1, std::abs(a1), q1);
-  ref.lincomb(scale2, std::abs(a1), q1, std::abs(a2), q2);
-  ref.lincomb(scale3, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3);
-  ref.lincomb(scale4, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3, std::abs(a4), q4);
-  ref.lincomb_per_sample(scale_ps, qa, q1, qb, q2);
-  const dm::reference_tensor<S> scale_c(r1.shape);  // clamp does no arithmetic: exact
-
-  auto want1 = dm::make_like(r1), want2 = want1, want3 = want1, want4 = want1, want_ps = want1, want_c = want1;
-  ref.lincomb(want1, a1, r1);
-  ref.lincomb(want2, a1, r1, a2, r2);
-  ref.lincomb(want3, a1, r1, a2, r2, a3, r3);
-  ref.lincomb(want4, a1, r1, a2, r2, a3, r3, a4, r4);
-  ref.lincomb_per_sample(want_ps, pa, r1, pb, r2);
-  ref.clamp(want_c, r1, S(-1.5), S(2.25));
+  const dm::test::reference_oracle<S> o(to_reference(x1), to_reference(x2), to_reference(x3), to_reference(x4));
 
   // The default device's results, which every other configuration must reproduce bit for bit.
   eigen_tensor<S, R> base1, base2, base3, base4, base_ps, base_c;
@@ -261,47 +150,47 @@ void check_operations_match_reference(const std::array<Eigen::Index, R>& dims) {
       else
         require_identical<S>(view(got), view(base));
     };
-    be.lincomb(y, a1, x1);
-    check(y, want1, scale1, base1);
-    be.lincomb(y, a1, x1, a2, x2);
-    check(y, want2, scale2, base2);
-    be.lincomb(y, a1, x1, a2, x2, a3, x3);
-    check(y, want3, scale3, base3);
-    be.lincomb(y, a1, x1, a2, x2, a3, x3, a4, x4);
-    check(y, want4, scale4, base4);
-    be.lincomb_per_sample(y, pa, x1, pb, x2);
-    check(y, want_ps, scale_ps, base_ps);
-    be.clamp(y, x1, S(-1.5), S(2.25));
-    check(y, want_c, scale_c, base_c);
+    be.lincomb(y, o.a1, x1);
+    check(y, o.want1, o.scale1, base1);
+    be.lincomb(y, o.a1, x1, o.a2, x2);
+    check(y, o.want2, o.scale2, base2);
+    be.lincomb(y, o.a1, x1, o.a2, x2, o.a3, x3);
+    check(y, o.want3, o.scale3, base3);
+    be.lincomb(y, o.a1, x1, o.a2, x2, o.a3, x3, o.a4, x4);
+    check(y, o.want4, o.scale4, base4);
+    be.lincomb_per_sample(y, o.pa, x1, o.pb, x2);
+    check(y, o.want_ps, o.scale_ps, base_ps);
+    be.clamp(y, x1, o.lo, o.hi);
+    check(y, o.want_c, o.scale_c, base_c);
 
     // The output may be any input.
     auto z = x1;
-    be.lincomb(z, a1, z, a2, x2, a3, x3, a4, x4);
-    check(z, want4, scale4, base4);
+    be.lincomb(z, o.a1, z, o.a2, x2, o.a3, x3, o.a4, x4);
+    check(z, o.want4, o.scale4, base4);
     z = x2;
-    be.lincomb(z, a1, x1, a2, z, a3, x3, a4, x4);
-    check(z, want4, scale4, base4);
+    be.lincomb(z, o.a1, x1, o.a2, z, o.a3, x3, o.a4, x4);
+    check(z, o.want4, o.scale4, base4);
     z = x3;
-    be.lincomb(z, a1, x1, a2, x2, a3, z);
-    check(z, want3, scale3, base3);
+    be.lincomb(z, o.a1, x1, o.a2, x2, o.a3, z);
+    check(z, o.want3, o.scale3, base3);
     z = x4;
-    be.lincomb(z, a1, x1, a2, x2, a3, x3, a4, z);
-    check(z, want4, scale4, base4);
+    be.lincomb(z, o.a1, x1, o.a2, x2, o.a3, x3, o.a4, z);
+    check(z, o.want4, o.scale4, base4);
     z = x2;
-    be.lincomb(z, a1, x1);
-    check(z, want1, scale1, base1);
+    be.lincomb(z, o.a1, x1);
+    check(z, o.want1, o.scale1, base1);
     z = x1;
-    be.lincomb(z, a1, z);
-    check(z, want1, scale1, base1);
+    be.lincomb(z, o.a1, z);
+    check(z, o.want1, o.scale1, base1);
     z = x1;
-    be.lincomb_per_sample(z, pa, z, pb, x2);
-    check(z, want_ps, scale_ps, base_ps);
+    be.lincomb_per_sample(z, o.pa, z, o.pb, x2);
+    check(z, o.want_ps, o.scale_ps, base_ps);
     z = x2;
-    be.lincomb_per_sample(z, pa, x1, pb, z);
-    check(z, want_ps, scale_ps, base_ps);
+    be.lincomb_per_sample(z, o.pa, x1, o.pb, z);
+    check(z, o.want_ps, o.scale_ps, base_ps);
     z = x1;
-    be.clamp(z, z, S(-1.5), S(2.25));
-    check(z, want_c, scale_c, base_c);
+    be.clamp(z, z, o.lo, o.hi);
+    check(z, o.want_c, o.scale_c, base_c);
   });
 }
 
@@ -309,36 +198,11 @@ void check_operations_match_reference(const std::array<Eigen::Index, R>& dims) {
 
 TEST_CASE("eigen tensor_traits: row-major, dimension 0 is the batch", "[backend][eigen]") {
   using T = eigen_tensor<double, 3>;
-  T x(2, 3, 4);
-  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<double>(i);
-  CHECK(dm::size(x) == 24);
-  CHECK(dm::batch_size(x) == 2);
-  CHECK(dm::sample_size(x) == 12);
-  CHECK(dm::tensor_traits<T>::shape_string(x) == "[2, 3, 4]");
-  // Sample 1 is elements [12, 24): x(1, i, j) is element 12 + 4 i + j.
-  CHECK(x(1, 2, 3) == 23.0);
-  CHECK(x(1, 0, 1) == 13.0);
-
-  const auto e = dm::elements(x);
-  CHECK(e.data() == x.data());
-  CHECK(e.size() == 24);
-  const T& cx = x;
-  const auto ce = dm::elements(cx);
-  static_assert(std::is_same_v<decltype(ce), const std::span<const double>>);
-  CHECK(ce[5] == 5.0);
-
-  const T y = dm::make_like(x);
+  dm::test::check_batch_major_traits<T>([](Eigen::Index a, Eigen::Index b, Eigen::Index c) { return T(a, b, c); });
+  const T y = dm::make_like(T(2, 3, 4));
   CHECK(y.dimension(0) == 2);
   CHECK(y.dimension(1) == 3);
   CHECK(y.dimension(2) == 4);
-  CHECK(dm::same_shape(x, y));
-  CHECK_FALSE(dm::same_shape(x, T(2, 4, 3)));
-  CHECK_FALSE(dm::same_shape(x, T(3, 3, 4)));
-
-  const T empty(0, 5, 1);
-  CHECK(dm::batch_size(empty) == 0);
-  CHECK(dm::size(empty) == 0);
-  CHECK(dm::sample_size(empty) == 0);
 }
 
 TEMPLATE_TEST_CASE("eigen_backend equals the reference backend, rank 2", "[backend][eigen]", float, double) {

@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The xtensor backend against the reference backend (the oracle), over xt::xtensor, xt::xarray and
-// xtensor_buffer (a borrowed or owned buffer).
-//
-// Expected agreement: every operation forms the same products and sums in the same order as the
-// reference loops, so in a build without fused multiply-add contraction the results are
-// bit-identical, with xsimd (XTENSOR_USE_XSIMD) or without; where the compiler may contract
-// a*b + c into an FMA (__FMA__ defined, e.g. -march=native) they differ by rounding only, and the
-// bound is 4 eps * sum_k |a_k x_k|.
+// xtensor_buffer (a borrowed or owned buffer). The agreement to expect is support/backend_checks.hpp's,
+// with xsimd (XTENSOR_USE_XSIMD) or without.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -30,6 +25,7 @@
 
 #include <diffusion/xtensor.hpp>
 #include "support/allocation_counter.hpp"
+#include "support/backend_checks.hpp"
 
 // The public entry of the xtensor backend must not pull in Eigen (DESIGN.md, Layers).
 #if defined(EIGEN_WORLD_VERSION)
@@ -37,6 +33,8 @@
 #endif
 
 namespace dm = diffusion;
+using dm::test::require_identical;
+using dm::test::require_matches_reference;
 
 // ---------------------------------------------------------------------------------------------
 // The concept, for every tensor kind, both scalars and several ranks.
@@ -134,75 +132,11 @@ std::vector<shape_t> shapes() {
   }
 }
 
-/// Distance in units in the last place; 0 for two NaNs.
-template <class S>
-std::uint64_t ulp_distance(S a, S b) {
-  if (std::isnan(a) && std::isnan(b)) return 0;
-  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<std::uint64_t>::max();
-  using I = std::conditional_t<sizeof(S) == 4, std::int32_t, std::int64_t>;
-  auto ordered = [](S x) {
-    const I i = std::bit_cast<I>(x);
-    return i < 0 ? static_cast<std::int64_t>(std::numeric_limits<I>::min()) - static_cast<std::int64_t>(i)
-                 : static_cast<std::int64_t>(i);
-  };
-  const std::int64_t d = ordered(a) - ordered(b);
-  return static_cast<std::uint64_t>(d < 0 ? -d : d);
-}
-
-/// Whether this build may contract a*b + c into a fused multiply-add.
-constexpr bool may_contract_fma =
-#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-    true;
-#else
-    false;
-#endif
-
-template <class S>
-std::size_t count_differing(std::span<const S> got, std::span<const S> want, std::uint64_t& max_ulp) {
-  REQUIRE(got.size() == want.size());
-  std::size_t differing = 0;
-  max_ulp = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const std::uint64_t d = ulp_distance(got[i], want[i]);
-    max_ulp = std::max(max_ulp, d);
-    differing += d != 0;
-  }
-  return differing;
-}
-
-/// Bit-identical to the reference unless FMA contraction is possible; in any case within
-/// 4 eps * sum_k |a_k x_k| elementwise (the rounding bound of a sum of up to 4 terms).
-template <class S>
-void require_matches_reference(std::span<const S> got, std::span<const S> want, std::span<const S> scale) {
-  REQUIRE(scale.size() == want.size());
-  std::uint64_t max_ulp = 0;
-  const std::size_t differing = count_differing(got, want, max_ulp);
-  bool within = true;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
-    const double err = std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
-    within = within && err <= 4.0 * std::numeric_limits<S>::epsilon() * static_cast<double>(scale[i]);
-  }
-  INFO("elements differing " << differing << " of " << got.size() << ", max ULP distance " << max_ulp);
-  REQUIRE(within);
-  if constexpr (!may_contract_fma) REQUIRE(differing == 0);
-}
-
-template <class S>
-void require_identical(std::span<const S> got, std::span<const S> want) {
-  std::uint64_t max_ulp = 0;
-  const std::size_t differing = count_differing(got, want, max_ulp);
-  INFO("max ULP distance " << max_ulp << ", elements differing " << differing << " of " << got.size());
-  REQUIRE(differing == 0);
-}
-
-/// Uniform values in [-4, 4), reproducible across standard libraries (no std:: distribution).
+/// Uniform values in [-4, 4) (dm::test::fill_uniform).
 template <class Kind>
 typename Kind::tensor random_tensor(const shape_t& shape, std::uint32_t seed) {
-  using S = typename Kind::tensor::value_type;
-  std::mt19937 gen(seed);
   auto t = Kind::make(shape);
-  for (S& v : dm::elements(t)) v = static_cast<S>((gen() >> 8) * 0x1p-24 * 8.0 - 4.0);
+  dm::test::fill_uniform(dm::elements(t), seed);
   return t;
 }
 
@@ -228,40 +162,8 @@ void check_operations_match_reference(const shape_t& shape) {
   using T = typename Kind::tensor;
   const T x1 = random_tensor<Kind>(shape, 1), x2 = random_tensor<Kind>(shape, 2);
   const T x3 = random_tensor<Kind>(shape, 3), x4 = random_tensor<Kind>(shape, 4);
-  const auto r1 = to_reference(x1, shape), r2 = to_reference(x2, shape);
-  const auto r3 = to_reference(x3, shape), r4 = to_reference(x4, shape);
-  const S a1 = S(0.9995), a2 = S(-0.0316), a3 = S(1.7), a4 = S(-0.3333);
-  const std::size_t batch = dm::batch_size(x1);
-  std::vector<S> pa(batch), pb(batch), qa(batch), qb(batch);
-  for (std::size_t s = 0; s < batch; ++s) {
-    pa[s] = S(1) / std::sqrt(S(s + 2));
-    pb[s] = -S(s) / S(7) + S(0.1);
-    qa[s] = std::abs(pa[s]);
-    qb[s] = std::abs(pb[s]);
-  }
-
-  // sum_k |a_k x_k|, the magnitude that bounds the rounding.
-  auto absolute = [](dm::reference_tensor<S> r) {
-    for (auto& v : r.data) v = std::abs(v);
-    return r;
-  };
-  const auto q1 = absolute(r1), q2 = absolute(r2), q3 = absolute(r3), q4 = absolute(r4);
-  const dm::reference_backend<S> ref;
-  auto scale1 = dm::make_like(r1), scale2 = scale1, scale3 = scale1, scale4 = scale1, scale_ps = scale1;
-  ref.lincomb(scale1, std::abs(a1), q1);
-  ref.lincomb(scale2, std::abs(a1), q1, std::abs(a2), q2);
-  ref.lincomb(scale3, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3);
-  ref.lincomb(scale4, std::abs(a1), q1, std::abs(a2), q2, std::abs(a3), q3, std::abs(a4), q4);
-  ref.lincomb_per_sample(scale_ps, qa, q1, qb, q2);
-  const dm::reference_tensor<S> scale_c(r1.shape);  // clamp does no arithmetic: exact
-
-  auto want1 = dm::make_like(r1), want2 = want1, want3 = want1, want4 = want1, want_ps = want1, want_c = want1;
-  ref.lincomb(want1, a1, r1);
-  ref.lincomb(want2, a1, r1, a2, r2);
-  ref.lincomb(want3, a1, r1, a2, r2, a3, r3);
-  ref.lincomb(want4, a1, r1, a2, r2, a3, r3, a4, r4);
-  ref.lincomb_per_sample(want_ps, pa, r1, pb, r2);
-  ref.clamp(want_c, r1, S(-1.5), S(2.25));
+  const dm::test::reference_oracle<S> o(to_reference(x1, shape), to_reference(x2, shape), to_reference(x3, shape),
+                                        to_reference(x4, shape));
 
   INFO(Kind::name << " of shape " << dm::tensor_traits<T>::shape_string(x1));
   const typename Kind::backend be;
@@ -277,34 +179,34 @@ void check_operations_match_reference(const shape_t& shape) {
     allocations += diffusion::test::allocations.load() - before;
     require_matches_reference<S>(view(got), view(want), view(scale));
   };
-  check([&] { be.lincomb(y, a1, x1); }, y, want1, scale1);
-  check([&] { be.lincomb(y, a1, x1, a2, x2); }, y, want2, scale2);
-  check([&] { be.lincomb(y, a1, x1, a2, x2, a3, x3); }, y, want3, scale3);
-  check([&] { be.lincomb(y, a1, x1, a2, x2, a3, x3, a4, x4); }, y, want4, scale4);
-  check([&] { be.lincomb_per_sample(y, pa, x1, pb, x2); }, y, want_ps, scale_ps);
-  check([&] { be.clamp(y, x1, S(-1.5), S(2.25)); }, y, want_c, scale_c);
+  check([&] { be.lincomb(y, o.a1, x1); }, y, o.want1, o.scale1);
+  check([&] { be.lincomb(y, o.a1, x1, o.a2, x2); }, y, o.want2, o.scale2);
+  check([&] { be.lincomb(y, o.a1, x1, o.a2, x2, o.a3, x3); }, y, o.want3, o.scale3);
+  check([&] { be.lincomb(y, o.a1, x1, o.a2, x2, o.a3, x3, o.a4, x4); }, y, o.want4, o.scale4);
+  check([&] { be.lincomb_per_sample(y, o.pa, x1, o.pb, x2); }, y, o.want_ps, o.scale_ps);
+  check([&] { be.clamp(y, x1, o.lo, o.hi); }, y, o.want_c, o.scale_c);
 
   // The output may be any input. (xtensor_buffer copies share elements, so the copies use lincomb.)
   T z = dm::make_like(x1);
   auto reset = [&](const T& from) { be.lincomb(z, S(1), from); };
   reset(x1);
-  check([&] { be.lincomb(z, a1, z, a2, x2, a3, x3, a4, x4); }, z, want4, scale4);
+  check([&] { be.lincomb(z, o.a1, z, o.a2, x2, o.a3, x3, o.a4, x4); }, z, o.want4, o.scale4);
   reset(x2);
-  check([&] { be.lincomb(z, a1, x1, a2, z, a3, x3, a4, x4); }, z, want4, scale4);
+  check([&] { be.lincomb(z, o.a1, x1, o.a2, z, o.a3, x3, o.a4, x4); }, z, o.want4, o.scale4);
   reset(x3);
-  check([&] { be.lincomb(z, a1, x1, a2, x2, a3, z); }, z, want3, scale3);
+  check([&] { be.lincomb(z, o.a1, x1, o.a2, x2, o.a3, z); }, z, o.want3, o.scale3);
   reset(x4);
-  check([&] { be.lincomb(z, a1, x1, a2, x2, a3, x3, a4, z); }, z, want4, scale4);
+  check([&] { be.lincomb(z, o.a1, x1, o.a2, x2, o.a3, x3, o.a4, z); }, z, o.want4, o.scale4);
   reset(x2);
-  check([&] { be.lincomb(z, a1, x1, a2, z); }, z, want2, scale2);
+  check([&] { be.lincomb(z, o.a1, x1, o.a2, z); }, z, o.want2, o.scale2);
   reset(x1);
-  check([&] { be.lincomb(z, a1, z); }, z, want1, scale1);
+  check([&] { be.lincomb(z, o.a1, z); }, z, o.want1, o.scale1);
   reset(x1);
-  check([&] { be.lincomb_per_sample(z, pa, z, pb, x2); }, z, want_ps, scale_ps);
+  check([&] { be.lincomb_per_sample(z, o.pa, z, o.pb, x2); }, z, o.want_ps, o.scale_ps);
   reset(x2);
-  check([&] { be.lincomb_per_sample(z, pa, x1, pb, z); }, z, want_ps, scale_ps);
+  check([&] { be.lincomb_per_sample(z, o.pa, x1, o.pb, z); }, z, o.want_ps, o.scale_ps);
   reset(x1);
-  check([&] { be.clamp(z, z, S(-1.5), S(2.25)); }, z, want_c, scale_c);
+  check([&] { be.clamp(z, z, o.lo, o.hi); }, z, o.want_c, o.scale_c);
 
   CHECK(allocations == 0);
 }
@@ -327,35 +229,11 @@ TEMPLATE_LIST_TEST_CASE("xtensor backend equals the reference backend and alloca
 
 TEST_CASE("xtensor tensor_traits: row-major, dimension 0 is the batch", "[backend][xtensor]") {
   using T = xt::xtensor<double, 3>;
-  T x({2, 3, 4});
-  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<double>(i);
-  CHECK(dm::size(x) == 24);
-  CHECK(dm::batch_size(x) == 2);
-  CHECK(dm::sample_size(x) == 12);
-  CHECK(dm::tensor_traits<T>::shape_string(x) == "[2, 3, 4]");
-  // Sample 1 is elements [12, 24): x(1, i, j) is element 12 + 4 i + j.
-  CHECK(x(1, 2, 3) == 23.0);
-  CHECK(x(1, 0, 1) == 13.0);
-
-  const auto e = dm::elements(x);
-  CHECK(e.data() == x.data());
-  CHECK(e.size() == 24);
-  const T& cx = x;
-  const auto ce = dm::elements(cx);
-  static_assert(std::is_same_v<decltype(ce), const std::span<const double>>);
-  CHECK(ce[5] == 5.0);
-
+  dm::test::check_batch_major_traits<T>([](std::size_t a, std::size_t b, std::size_t c) { return T({a, b, c}); });
+  const T x({2, 3, 4});
   const T y = dm::make_like(x);
   CHECK(y.shape() == x.shape());
   CHECK(y.data() != x.data());
-  CHECK(dm::same_shape(x, y));
-  CHECK_FALSE(dm::same_shape(x, T({2, 4, 3})));
-  CHECK_FALSE(dm::same_shape(x, T({3, 3, 4})));
-
-  const T empty({0, 5, 1});
-  CHECK(dm::batch_size(empty) == 0);
-  CHECK(dm::size(empty) == 0);
-  CHECK(dm::sample_size(empty) == 0);
 }
 
 TEST_CASE("xarray tensor_traits: any rank, rank 0 is one sample", "[backend][xtensor]") {
