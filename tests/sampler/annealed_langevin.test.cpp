@@ -19,6 +19,7 @@
 #include <diffusion/process/ve_discrete.hpp>
 #include <diffusion/sampler/annealed_langevin.hpp>
 
+#include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
 
@@ -40,18 +41,7 @@ static_assert(sampler_for<consistent_annealed_sampling<ve_discrete>, reference_b
 
 namespace {
 
-// Counts the model calls (each call evaluates the whole batch).
-template <class Model>
-struct counting_model {
-  using parameterization = typename Model::parameterization;
-  Model& model;
-  std::size_t calls = 0;
-  template <class T>
-  void operator()(const T& x, double t, T& out) {
-    ++calls;
-    model(x, t, out);
-  }
-};
+using test::counting_model;
 
 tensor_d normal_batch(std::size_t n, std::size_t d, std::uint64_t seed, std::uint32_t stream, double scale = 1.0) {
   tensor_d x({n, d});

@@ -17,6 +17,7 @@
 #include <diffusion/sampler/adaptive_ode.hpp>
 #include <diffusion/sampler/probability_flow.hpp>
 
+#include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
 #include "support/allocation_counter.hpp"
@@ -35,18 +36,7 @@ static_assert(probability_flow<vp_sde, euler_method>::order == 1 && probability_
 
 namespace {
 
-// Counts the model's calls.
-template <class Model>
-struct counting_model {
-  using parameterization = typename Model::parameterization;
-  Model& inner;
-  std::size_t calls = 0;
-  template <class T>
-  void operator()(const T& x, double t, T& out) {
-    ++calls;
-    inner(x, t, out);
-  }
-};
+using test::counting_model;
 
 // A noise source that fails the test if a deterministic sampler draws from it.
 struct no_noise {
