@@ -11,6 +11,7 @@
 #include <diffusion/random/random.hpp>
 #include <diffusion/sampler/ddpm.hpp>
 
+#include "support/golden_run.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
@@ -18,27 +19,7 @@
 using namespace diffusion;
 using tensor_d = reference_tensor<double>;
 
-namespace {
-
-tensor_d batch_from(const std::vector<double>& flat, std::size_t dim) {
-  return tensor_d({flat.size() / dim, dim}, flat);
-}
-
-// |a - b| <= atol + rtol |b| for every element; reports the worst.
-void check_close(const std::vector<double>& got, const std::vector<double>& want, double rtol, double atol,
-                 const std::string& what) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0.0;
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(got[i] - want[i]) / (atol + rtol * std::abs(want[i]));
-    if (excess > worst) worst = excess, at = i;
-  }
-  INFO(what << ": worst element " << at << " got " << got[at] << " want " << want[at]);
-  CHECK(worst <= 1.0);
-}
-
-}  // namespace
+using test::check_close;
 
 TEST_CASE("ddpm ancestral reproduces diffusers DDPMScheduler step by step", "[sampler][ddpm][golden]") {
   const auto golden = test_support::load_json(std::string(DIFFUSION_TEST_DATA_DIR) + "/diffusers_ddpm_linear_50steps_leading.json");
@@ -54,23 +35,9 @@ TEST_CASE("ddpm ancestral reproduces diffusers DDPMScheduler step by step", "[sa
   replay_noise noise(draws);
 
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
-  reference_backend<double> be;
   const ddpm_ancestral sampler(process, grid, {.variance = ddpm_variance::fixed_small});
-
-  const auto& run = golden["runs"]["float64_tables"];
-  std::size_t steps_seen = 0;
-  auto recorder = [&](const step_info<tensor_d>& s) {
-    const auto& rec = run["per_step"][s.index];
-    REQUIRE(rec["t"].as_double() == s.t);
-    check_close(s.x.data, rec["prev_sample"].as_matrix(), 1e-10, 1e-12, "prev_sample at step " + std::to_string(s.index));
-    check_close(s.prediction.data, rec["pred_original_sample"].as_matrix(), 1e-10, 1e-12,
-                "pred_original_sample at step " + std::to_string(s.index));
-    ++steps_seen;
-  };
-  const tensor_d x = sample(sampler, model, be, batch_from(golden["inputs"]["x_T"].as_matrix(), 2), noise, recorder);
-  CHECK(steps_seen == 50);
+  CHECK(test::check_matches_diffusers_run(sampler, model, noise, golden) == 50);
   CHECK(noise.remaining() == 0);  // 49 draws: none at t = 0
-  check_close(x.data, run["final_sample"].as_matrix(), 1e-10, 1e-12, "final_sample");
 }
 
 TEST_CASE("ddpm ancestral without an observer takes the fused path and agrees", "[sampler][ddpm]") {
