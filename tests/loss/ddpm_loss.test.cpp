@@ -160,9 +160,8 @@ TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps l
   dm::gaussian_mixture_model<dm::vp_discrete, dm::eps_param> eps_model(data, process);
   dm::gaussian_mixture_model<dm::vp_discrete, dm::x0_param> x0_model(data, process);
   dm::gaussian_mixture_model<dm::vp_discrete, dm::v_param> v_model(data, process);
-  backend be;
   const std::size_t B = 2000;
-  tensor x0({B, dim}), out({B, dim});
+  tensor x0({B, dim});
 
   SECTION("per sample: x0 error = (sigma/alpha) eps error, v error = eps error / alpha (VP)") {
     const dm::ddpm_eps_loss eps_loss{process};
@@ -171,19 +170,12 @@ TEST_CASE("ddpm_loss: x0 and v targets at their exact models relate to the eps l
     dm::philox_noise data_noise(31, 0);
     data.sample(data_noise, x0);
     // Same seed for the three losses: the same t and eps.
-    dm::philox_noise n_eps(32, 0), n_x0(32, 0), n_v(32, 0);
     dm::loss_batch b_eps(x0), b_x0(x0), b_v(x0);
-    eps_loss.draw(be, x0, n_eps, b_eps);
-    x0_loss.draw(be, x0, n_x0, b_x0);
-    v_loss.draw(be, x0, n_v, b_v);
+    (void)exact_model_loss(eps_loss, eps_model, x0, 32, b_eps);
+    (void)exact_model_loss(x0_loss, x0_model, x0, 32, b_x0);
+    (void)exact_model_loss(v_loss, v_model, x0, 32, b_v);
     REQUIRE(b_eps.t == b_x0.t);
     REQUIRE(b_eps.t == b_v.t);
-    predict_per_sample(eps_model, b_eps, out);
-    (void)eps_loss.evaluate(be, b_eps, out);
-    predict_per_sample(x0_model, b_x0, out);
-    (void)x0_loss.evaluate(be, b_x0, out);
-    predict_per_sample(v_model, b_v, out);
-    (void)v_loss.evaluate(be, b_v, out);
     for (std::size_t b = 0; b < B; ++b) {
       const double abar = process.alpha_bar(b_eps.t[b]);
       CHECK_THAT(b_x0.sample_loss[b], WithinRel((1.0 - abar) / abar * b_eps.sample_loss[b], 1e-9));
@@ -227,22 +219,14 @@ TEST_CASE("min-SNR weighting makes eps, x0 and v losses the same objective", "[l
   }
 
   // At the exact models the weighted per-sample losses coincide for the same draw.
-  backend be;
   const std::size_t B = 500;
-  tensor x0({B, dim}), out({B, dim});
+  tensor x0({B, dim});
   dm::philox_noise data_noise(41, 0);
   data.sample(data_noise, x0);
-  dm::philox_noise n_eps(42, 0), n_x0(42, 0), n_v(42, 0);
   dm::loss_batch b_eps(x0), b_x0(x0), b_v(x0);
-  eps_loss.draw(be, x0, n_eps, b_eps);
-  x0_loss.draw(be, x0, n_x0, b_x0);
-  v_loss.draw(be, x0, n_v, b_v);
-  predict_per_sample(eps_model, b_eps, out);
-  const double l_eps = eps_loss.evaluate(be, b_eps, out);
-  predict_per_sample(x0_model, b_x0, out);
-  const double l_x0 = x0_loss.evaluate(be, b_x0, out);
-  predict_per_sample(v_model, b_v, out);
-  const double l_v = v_loss.evaluate(be, b_v, out);
+  const double l_eps = exact_model_loss(eps_loss, eps_model, x0, 42, b_eps);
+  const double l_x0 = exact_model_loss(x0_loss, x0_model, x0, 42, b_x0);
+  const double l_v = exact_model_loss(v_loss, v_model, x0, 42, b_v);
   for (std::size_t b = 0; b < B; ++b) {
     CHECK_THAT(b_x0.sample_loss[b], WithinRel(b_eps.sample_loss[b], 1e-9));
     CHECK_THAT(b_v.sample_loss[b], WithinRel(b_eps.sample_loss[b], 1e-9));

@@ -43,6 +43,20 @@ void predict_per_sample(Model& model, const loss_batch<reference_tensor<double>>
   }
 }
 
+/// Draws t and the noise for the samples x0 from Philox (seed, stream 0) into `batch`, and
+/// evaluates `loss` at the exact `model`; returns the loss (the per-sample losses stay in
+/// batch.sample_loss). Losses drawn with the same seed see the same t and noise.
+template <class Loss, class Model>
+double exact_model_loss(const Loss& loss, Model& model, const reference_tensor<double>& x0, std::uint64_t seed,
+                        loss_batch<reference_tensor<double>>& batch) {
+  reference_backend<double> be;
+  philox_noise noise(seed, 0);
+  loss.draw(be, x0, noise, batch);
+  reference_tensor<double> out = make_like(x0);
+  predict_per_sample(model, batch, out);
+  return loss.evaluate(be, batch, out);
+}
+
 /// Draws `batches` batches of B samples of the model's data (Philox seed, stream 0) and of the
 /// loss's t and noise (stream 1), and appends to
 /// - exact_losses: every sample's loss at the exact model;
