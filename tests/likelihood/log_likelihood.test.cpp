@@ -17,6 +17,7 @@
 #include <diffusion/likelihood/log_likelihood.hpp>
 #include <diffusion/process/sde.hpp>
 
+#include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
 
 using namespace diffusion;
@@ -27,22 +28,16 @@ using tensor_d = reference_tensor<double>;
 
 namespace {
 
-// Counts model calls and forwards the exact divergence.
+using test::counting_model;
+
+// Counts model calls, and forwards and counts the exact divergence.
 template <class Model>
-struct counting_model {
-  using parameterization = typename Model::parameterization;
-  Model& inner;
-  std::size_t calls = 0;
+struct counting_divergence_model : counting_model<Model> {
   std::size_t divergence_calls = 0;
-  template <class T>
-  void operator()(const T& x, double t, T& out) {
-    ++calls;
-    inner(x, t, out);
-  }
   template <class T>
   void score_divergence(const T& x, double t, std::span<double> out) {
     ++divergence_calls;
-    inner.score_divergence(x, t, out);
+    this->inner.score_divergence(x, t, out);
   }
 };
 
@@ -88,7 +83,7 @@ template <class Process>
 void check_against_exact(const Process& p, double tol, std::size_t n, std::uint64_t seed) {
   const auto mixture = test::golden_mixture();
   gaussian_mixture_model<Process, score_param> inner(mixture, p);
-  counting_model<decltype(inner)> model{inner};
+  counting_divergence_model<decltype(inner)> model{{inner}};
   reference_backend<double> be;
   const double eps = 1e-5;
   const tensor_d x = perturbed_data(p, eps, n, seed);
