@@ -158,6 +158,21 @@ struct reference_oracle {
   }
 };
 
+/// lincomb sums its terms left to right, as the reference does: (big + (-big)) + 1 = 1 but
+/// (big + 1) + (-big) = 0 in float, so the association is observable. `ones` is a [3, 5] float
+/// tensor of ones.
+template <class Backend, class T>
+void check_sums_left_to_right(const Backend& be, const T& ones) {
+  const float big = 0x1p25f;
+  auto y = diffusion::make_like(ones);
+  be.lincomb(y, big, ones, -big, ones, 1.0f, ones);
+  CHECK(y(2, 4) == 1.0f);
+  be.lincomb(y, big, ones, 1.0f, ones, -big, ones);
+  CHECK(y(2, 4) == 0.0f);
+  be.lincomb(y, big, ones, 1.0f, ones, -big, ones, 1.0f, ones);
+  CHECK(y(0, 0) == 1.0f);
+}
+
 /// The tensor_traits of a row-major tensor type T of doubles whose dimension 0 is the batch, on
 /// tensors make(d0, d1, d2) of rank 3: sizes, shape string, element order, elements() and make_like.
 template <class T, class Make>
