@@ -23,6 +23,7 @@
 #include <diffusion/sampler/driver.hpp>
 
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
 
 using namespace diffusion;
 using tensor_d = reference_tensor<double>;
@@ -30,11 +31,7 @@ using info_d = step_info<tensor_d>;
 
 namespace {
 
-tensor_d normal_batch(std::size_t n, std::uint64_t seed) {
-  tensor_d x({n, 2});
-  philox_noise(seed).fill_normal(std::span<double>(x.data), n);
-  return x;
-}
+using test::normal_batch;
 
 /// The common set-up: DDIM over 10 leading steps of the linear schedule (900, 800, ..., 0),
 /// driven by the exact mixture model.
@@ -43,7 +40,7 @@ struct ddim_setup {
   time_grid grid = leading_grid(1000, 10);
   gaussian_mixture_model<vp_discrete> model{test::golden_mixture(), process};
   reference_backend<double> be;
-  tensor_d x_T = normal_batch(16, 3);
+  tensor_d x_T = normal_batch(16, 2, 3);
 
   ddim<vp_discrete> sampler(double eta = 0.0) const { return ddim<vp_discrete>(process, grid, {.eta = eta}); }
 

@@ -46,8 +46,8 @@ TEST_CASE("ncsn_loss is ncsnv2's anneal_dsm_score_estimation on the same draws",
   CHECK(loss.options().reduction == dm::loss_reduction::half_sum);
   backend be;
   const std::size_t B = 6, D = 4;
-  const tensor x0 = filled(B, D, 1, 0);
-  tensor scores = filled(B, D, 1, 1), grad({B, D});
+  const tensor x0 = normal_batch(B, D, 1, 0);
+  tensor scores = normal_batch(B, D, 1, 1), grad({B, D});
   dm::loss_batch batch(x0);
   dm::philox_noise noise(2);
   loss.draw(be, x0, noise, batch);
@@ -194,7 +194,7 @@ TEST_CASE("ncsn_loss with lambda = sigma^2 is (D/2) times the eps loss on the sa
 TEST_CASE("ncsn_loss options and bad input", "[loss][ncsn][errors]") {
   const dm::ve_discrete process = levels();
   backend be;
-  const tensor x0 = filled(4, 5, 5, 0);
+  const tensor x0 = normal_batch(4, 5, 5, 0);
   SECTION("a mean reduction is (2/D) times the default half sum") {
     const dm::ncsn_loss half{process};
     const dm::ncsn_loss mean{process, dm::score_param{}, {.reduction = dm::loss_reduction::mean}};
@@ -202,13 +202,13 @@ TEST_CASE("ncsn_loss options and bad input", "[loss][ncsn][errors]") {
     dm::philox_noise n1(6), n2(6);
     half.draw(be, x0, n1, b1);
     mean.draw(be, x0, n2, b2);
-    const tensor out = filled(4, 5, 5, 1);
+    const tensor out = normal_batch(4, 5, 5, 1);
     CHECK_THAT(mean.evaluate(be, b2, out), WithinRel(half.evaluate(be, b1, out) * 2.0 / 5.0, 1e-14));
   }
   SECTION("levels outside the process are rejected with the index and the range") {
     const dm::ncsn_loss loss{process};
     dm::loss_batch batch(x0);
-    batch.noise = filled(4, 5, 5, 2);
+    batch.noise = normal_batch(4, 5, 5, 2);
     batch.t = {0.0, 19.0, 20.0, 3.0};
     CHECK_THROWS_WITH(loss.perturb(be, x0, batch), Catch::Matchers::Contains("20") && Catch::Matchers::Contains("[0, 19]"));
     batch.t = {0.0, 1.5, 2.0, 3.0};

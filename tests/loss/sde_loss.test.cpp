@@ -79,8 +79,8 @@ template <class Loss>
 void check_against_score_sde(const Loss& loss, bool likelihood, bool reduce_mean) {
   backend be;
   const std::size_t B = 6, D = 4;
-  const tensor x0 = filled(B, D, 1, 0);
-  tensor score = filled(B, D, 1, 1), grad({B, D});
+  const tensor x0 = normal_batch(B, D, 1, 0);
+  tensor score = normal_batch(B, D, 1, 1), grad({B, D});
   dm::loss_batch batch(x0);
   dm::philox_noise noise(2);
   loss.draw(be, x0, noise, batch);
@@ -232,8 +232,8 @@ TEST_CASE("sde_dsm_loss on a score equals the loss on the implied eps, per sampl
   const dm::vp_sde p;
   backend be;
   const std::size_t B = 200;
-  const tensor x0 = filled(B, dim, 61, 0);
-  const tensor score = filled(B, dim, 61, 1);
+  const tensor x0 = normal_batch(B, dim, 61, 0);
+  const tensor score = normal_batch(B, dim, 61, 1);
   tensor eps_hat({B, dim});
   const auto check = [&](const auto& score_loss, const auto& eps_loss) {
     dm::loss_batch bs(x0), be_(x0);

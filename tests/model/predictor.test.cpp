@@ -22,6 +22,7 @@
 #include <diffusion/random/philox_noise.hpp>
 
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
 
 using namespace diffusion;
 using Catch::Matchers::Contains;
@@ -42,12 +43,7 @@ struct vp_trig {
   double sigma(double t) const { return std::sin(t); }
 };
 
-tensor_d normal_batch(std::size_t n, std::size_t d, std::uint64_t seed, double scale = 1.0) {
-  tensor_d x({n, d});
-  philox_noise(seed).fill_normal(std::span<double>(x.data), n);
-  for (double& v : x.data) v *= scale;
-  return x;
-}
+using test::normal_batch;
 
 /// max_i |a_i - b_i| / max(1, max_i |b_i|).
 double scaled_max_error(const std::vector<double>& a, const std::vector<double>& b) {
@@ -163,7 +159,7 @@ TEST_CASE("predict_as rejects a model that changes the shape of out, naming both
 
 TEST_CASE("predict_as converts with the process's alpha(t) and sigma(t)", "[predictor]") {
   reference_backend<double> be;
-  const tensor_d x = normal_batch(8, 2, 3, 2.0);
+  const tensor_d x = normal_batch(8, 2, 3, 0, 2.0);
   tensor_d out(x.shape);
   const double c = 0.75;  // a model that always predicts x0 = c
   auto constant_x0 = make_predictor<x0_param>([c](const tensor_d& in, double, tensor_d& o) {
@@ -226,7 +222,7 @@ TEMPLATE_LIST_TEST_CASE("predict_as gives the same prediction from eps, x0, scor
     const tensor_d eps = normal_batch(64, 2, 6);
     tensor_d x(x0.shape);
     be.lincomb(x, process.alpha(t), x0, process.sigma(t), eps);
-    const tensor_d far = normal_batch(8, 2, 7, 3.0);
+    const tensor_d far = normal_batch(8, 2, 7, 0, 3.0);
     x.shape[0] += 8;
     x.data.insert(x.data.end(), far.data.begin(), far.data.end());
 

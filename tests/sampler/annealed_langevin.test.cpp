@@ -21,6 +21,7 @@
 
 #include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -43,12 +44,7 @@ namespace {
 
 using test::counting_model;
 
-tensor_d normal_batch(std::size_t n, std::size_t d, std::uint64_t seed, std::uint32_t stream, double scale = 1.0) {
-  tensor_d x({n, d});
-  philox_noise(seed, stream).fill_normal(std::span<double>(x.data), n);
-  for (double& v : x.data) v *= scale;
-  return x;
-}
+using test::normal_batch;
 
 std::vector<std::vector<double>> normal_draws(std::size_t count, std::size_t size, std::uint64_t seed) {
   philox_noise source(seed);

@@ -14,6 +14,7 @@
 #include "support/golden_run.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -27,11 +28,7 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return m;
 }
 
-tensor_d normal_batch(std::size_t n, std::uint64_t seed) {
-  tensor_d x({n, 2});
-  philox_noise(seed).fill_normal(std::span<double>(x.data), n);
-  return x;
-}
+using test::normal_batch;
 
 }  // namespace
 
@@ -51,7 +48,7 @@ TEST_CASE("ddim eta = 0 is deterministic and uses no noise", "[sampler][ddim]") 
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
   reference_backend<double> be;
   const ddim sampler(process, trailing_grid(1000, 25));
-  const auto x_T = normal_batch(128, 1);
+  const auto x_T = normal_batch(128, 2, 1);
   const tensor_d a = sample(sampler, model, be, x_T, philox_noise(1));
   const tensor_d b = sample(sampler, model, be, x_T, philox_noise(999));
   CHECK(a.data == b.data);
@@ -63,7 +60,7 @@ TEST_CASE("ddim inversion and back returns the start", "[sampler][ddim][inversio
   const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
   reference_backend<double> be;
-  const auto x_T = normal_batch(256, 42);
+  const auto x_T = normal_batch(256, 2, 42);
 
   SECTION("fixed-point inversion inverts every step to round-off") {
     // With 50 steps the DDIM map of this mixture is so expansive between the modes that the
@@ -98,7 +95,7 @@ TEST_CASE("ddim with 50 steps reproduces the mixture for eta 0 and 1", "[sampler
   const std::size_t n = 16384;
   const double eta = GENERATE(0.0, 1.0);
   INFO("eta = " << eta);
-  const tensor_d x = sample(ddim(process, leading_grid(1000, 50), {.eta = eta}), model, be, normal_batch(n, 77),
+  const tensor_d x = sample(ddim(process, leading_grid(1000, 50), {.eta = eta}), model, be, normal_batch(n, 2, 77),
                             philox_noise(78));
   test::check_reproduces_mixture(mixture, x.data);
 }
@@ -123,13 +120,13 @@ TEST_CASE("ddim at zero terminal SNR: exact with a v model, an explicit error wi
   SECTION("v model") {
     gaussian_mixture_model<vp_discrete, v_param> model(mixture, process);
     const std::size_t n = 16384;
-    const tensor_d x = sample(sampler, model, be, normal_batch(n, 5), philox_noise(6));
+    const tensor_d x = sample(sampler, model, be, normal_batch(n, 2, 5), philox_noise(6));
     for (double v : x.data) REQUIRE(std::isfinite(v));
     test::check_mean_and_covariance(x.data, 2, mixture.mean(), mixture.covariance());
   }
   SECTION("eps model") {
     gaussian_mixture_model<vp_discrete, eps_param> model(mixture, process);
-    CHECK_THROWS_AS(sample(sampler, model, be, normal_batch(4, 5), philox_noise(6)), std::domain_error);
+    CHECK_THROWS_AS(sample(sampler, model, be, normal_batch(4, 2, 5), philox_noise(6)), std::domain_error);
   }
 }
 
@@ -140,7 +137,7 @@ TEST_CASE("ddim set_alpha_to_one decides the last step's alpha_bar_prev", "[samp
   gaussian_mixture_model<vp_discrete, x0_param> denoiser(test::golden_mixture(), process);
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
   reference_backend<double> be;
-  const auto x = normal_batch(32, 9);
+  const auto x = normal_batch(32, 2, 9);
   const tensor_d to_one = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = true}), model, be, x, philox_noise(0));
   tensor_d x0_hat = x;
   denoiser(x, 0.0, x0_hat);

@@ -14,6 +14,7 @@
 #include "support/golden_run.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -44,8 +45,7 @@ TEST_CASE("ddpm ancestral without an observer takes the fused path and agrees", 
   const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
   reference_backend<double> be;
-  tensor_d x_T({256, 2});
-  philox_noise(7).fill_normal(std::span<double>(x_T.data), 256);
+  const tensor_d x_T = test::normal_batch(256, 2, 7);
   for (auto variance : {ddpm_variance::fixed_small, ddpm_variance::fixed_large}) {
     const ddpm_ancestral sampler(process, leading_grid(1000, 20), {.variance = variance});
     const tensor_d fused = sample(sampler, model, be, x_T, philox_noise(11));
@@ -60,9 +60,7 @@ TEST_CASE("ddpm ancestral with 1000 steps reproduces the mixture", "[sampler][dd
   gaussian_mixture_model<vp_discrete> model(mixture, process);
   reference_backend<double> be;
   const std::size_t n = 8192;
-  tensor_d x_T({n, 2});
-  philox_noise prior(2024, 1);
-  prior.fill_normal(std::span<double>(x_T.data), n);
+  tensor_d x_T = test::normal_batch(n, 2, 2024, 1);
   const ddpm_ancestral sampler(process, leading_grid(1000, 1000));
   const tensor_d x = sample(sampler, model, be, std::move(x_T), philox_noise(2024, 2));
 
@@ -73,8 +71,7 @@ TEST_CASE("ddpm ancestral x0 clipping and dynamic thresholding bound x0_hat", "[
   const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
   gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
   reference_backend<double> be;
-  tensor_d x_T({64, 2});
-  philox_noise(3).fill_normal(std::span<double>(x_T.data), 64);
+  const tensor_d x_T = test::normal_batch(64, 2, 3);
   SECTION("clip") {
     const ddpm_ancestral sampler(process, leading_grid(1000, 10), {.correction = x0_correction::clip(1.5)});
     double worst = 0;

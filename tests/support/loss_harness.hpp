@@ -14,6 +14,8 @@
 #include <diffusion/model/gaussian_mixture.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
+#include "normal_batch.hpp"
+
 namespace diffusion::test {
 
 /// The data N(mu, s^2 I) in D = 3 dimensions: s = data_std, mu = data_mean, D = dim.
@@ -22,13 +24,6 @@ inline const std::vector<double> data_mean{0.5, -1.0, 2.0};
 inline constexpr std::size_t dim = 3;
 
 inline gaussian_mixture single_gaussian() { return gaussian_mixture({1.0}, {data_mean}, std::vector<double>{data_std}); }
-
-/// A [b, d] tensor of standard normals from Philox (seed, stream).
-inline reference_tensor<double> filled(std::size_t b, std::size_t d, std::uint64_t seed, std::uint32_t stream) {
-  reference_tensor<double> x({b, d});
-  philox_noise(seed, stream).fill_normal(std::span<double>(x.data), b);
-  return x;
-}
 
 /// Runs `model` on every sample of the batch at its own t, one sample at a time: a predictor
 /// takes one t per call, a loss draws one t per sample.
