@@ -24,6 +24,7 @@
 
 #include "support/mixture_fixture.hpp"
 #include "support/allocation_counter.hpp"
+#include "support/backend_checks.hpp"
 
 #if defined(EIGEN_WORLD_VERSION)
 #error "diffusion/xtensor.hpp includes Eigen"
@@ -33,13 +34,7 @@ using namespace diffusion;
 
 namespace {
 
-/// Whether this build may contract a*b + c into a fused multiply-add.
-constexpr bool may_contract_fma =
-#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-    true;
-#else
-    false;
-#endif
+using test::may_contract_fma;
 
 /// x_T: n samples of the 2-D mixture's dimension, from a fixed Philox draw.
 template <class T>

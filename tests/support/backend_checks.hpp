@@ -173,6 +173,28 @@ void check_sums_left_to_right(const Backend& be, const T& ones) {
   CHECK(y(0, 0) == 1.0f);
 }
 
+/// clamp keeps NaN and maps infinities to the bounds. `x` is a [1, 19] float tensor of 0.5; this
+/// sets NaN at elements 1 and 18 (19 elements: the vectorised path and the scalar tail both see
+/// one), +inf at 2, -inf at 3 and 7 at 17, then clamps to [-1, 1].
+template <class Backend, class T>
+void check_clamp_nan_and_infinities(const Backend& be, T& x) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  x(0, 1) = nan;
+  x(0, 18) = nan;
+  x(0, 2) = inf;
+  x(0, 3) = -inf;
+  x(0, 17) = 7.0f;
+  auto y = diffusion::make_like(x);
+  be.clamp(y, x, -1.0f, 1.0f);
+  CHECK(std::isnan(y(0, 1)));
+  CHECK(std::isnan(y(0, 18)));
+  CHECK(y(0, 2) == 1.0f);
+  CHECK(y(0, 3) == -1.0f);
+  CHECK(y(0, 17) == 1.0f);
+  CHECK(y(0, 0) == 0.5f);
+}
+
 /// The tensor_traits of a row-major tensor type T of doubles whose dimension 0 is the batch, on
 /// tensors make(d0, d1, d2) of rank 3: sizes, shape string, element order, elements() and make_like.
 template <class T, class Make>
