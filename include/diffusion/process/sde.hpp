@@ -96,8 +96,9 @@ void gaussian_prior_log_density(const T& x, std::span<double> out, double prior_
 /// correctors, and the size of the discrete beta table. The discrete quantities need N > beta_max
 /// (every beta/N below 1); the continuous ones work for any N >= 1.
 ///
-/// Error messages name the derived class and the member ("vp_sde::alpha: t = ..."); the two are
-/// joined only when a check fails, so the checks allocate nothing.
+/// Error messages name the derived class and the member ("vp_sde::alpha: t = ..."); the checks of
+/// t and of the discrete betas join the two only when they fail, so the per-step coefficients
+/// allocate nothing.
 class linear_beta_sde {
  public:
   using time_kind = continuous_time;
