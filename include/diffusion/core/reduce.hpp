@@ -48,8 +48,8 @@ double mean(const T& x) {
 template <tensor T>
 void sample_squared_norms(const T& x, std::span<double> out) {
   const std::size_t batch = batch_size(x), d = sample_size(x);
-  if (out.size() != batch)
-    throw_invalid("sample_squared_norms", "out.size()", out.size(), "the batch size of x, " + std::to_string(batch));
+  if (out.size() != batch) [[unlikely]]
+    detail::throw_invalid_parts("sample_squared_norms", {"out.size()"}, out.size(), {"the batch size of x, ", batch});
   const auto e = elements(x);
   for (std::size_t b = 0; b < batch; ++b) out[b] = detail::sum_of_squares(e.subspan(b * d, d));
 }

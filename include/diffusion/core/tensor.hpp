@@ -66,12 +66,24 @@ auto elements(const T& x) { return tensor_traits<T>::elements(x); }
 template <tensor T>
 bool same_shape(const T& a, const T& b) { return tensor_traits<T>::same_shape(a, b); }
 
+namespace detail {
+/// "<where>: <parameter> = a tensor of shape [..] is invalid; valid range: shape [..] (<whose>)",
+/// with a's shape first and b's, the expected one, second.
+template <tensor T>
+[[noreturn, gnu::cold, gnu::noinline]] void throw_shape_mismatch(const T& a, const T& b, std::string_view where,
+                                                                 std::string_view parameter,
+                                                                 std::string_view whose = "the shape of x") {
+  const std::string shape_a = tensor_traits<T>::shape_string(a), shape_b = tensor_traits<T>::shape_string(b);
+  throw_invalid_parts(where, {parameter}, concat({"a tensor of shape ", shape_a}),
+                      {"shape ", shape_b, " (", whose, ")"});
+}
+}  // namespace detail
+
 /// Throws std::invalid_argument unless `a` and `b` have the same shape.
 template <tensor T>
 void require_same_shape(const T& a, const T& b, std::string_view where, std::string_view parameter) {
-  if (!same_shape(a, b))
-    throw_invalid(where, parameter, "a tensor of shape " + tensor_traits<T>::shape_string(a),
-                  "shape " + tensor_traits<T>::shape_string(b) + " (the shape of x)");
+  if (!same_shape(a, b)) [[unlikely]]
+    detail::throw_shape_mismatch(a, b, where, parameter);
 }
 
 /// A backend: the compute half of the odeint algebra/operations split.

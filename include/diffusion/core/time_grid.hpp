@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstddef>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -20,13 +19,16 @@ class time_grid {
   time_grid() = default;
 
   /// A user-given list. Entries must be finite and strictly decreasing.
+  /// The grid makers and this constructor are set-up code, kept out of line: one copy per
+  /// translation unit instead of one inlined into every sampler's construction (compile cost).
   explicit time_grid(std::vector<double> values) : m_t(std::move(values)) {
     require(!m_t.empty(), "time_grid", "number of times", 0, "at least 1");
     for (std::size_t i = 0; i < m_t.size(); ++i) {
-      require_finite(m_t[i], "time_grid", "t[" + std::to_string(i) + "]");
-      if (i > 0)
-        require(m_t[i] < m_t[i - 1], "time_grid", "t[" + std::to_string(i) + "]", m_t[i],
-                "strictly below t[" + std::to_string(i - 1) + "] = " + detail::format_value(m_t[i - 1]));
+      if (!std::isfinite(m_t[i])) [[unlikely]]
+        detail::throw_invalid_parts("time_grid", {"t[", i, "]"}, m_t[i], {"a finite number"});
+      if (i > 0 && !(m_t[i] < m_t[i - 1])) [[unlikely]]
+        detail::throw_invalid_parts("time_grid", {"t[", i, "]"}, m_t[i],
+                                    {"strictly below t[", i - 1, "] = ", m_t[i - 1]});
     }
   }
 
@@ -44,8 +46,8 @@ namespace detail {
 
 inline void check_steps(std::size_t num_train_timesteps, std::size_t steps, const char* where) {
   require(num_train_timesteps >= 1, where, "num_train_timesteps", num_train_timesteps, "at least 1");
-  require(steps >= 1 && steps <= num_train_timesteps, where, "steps", steps,
-          "[1, num_train_timesteps] = [1, " + std::to_string(num_train_timesteps) + "]");
+  if (!(steps >= 1 && steps <= num_train_timesteps)) [[unlikely]]
+    throw_invalid_parts(where, {"steps"}, steps, {"[1, num_train_timesteps] = [1, ", num_train_timesteps, "]"});
 }
 
 // numpy.round and Python's round: half to even. std::nearbyint does that in the default
@@ -56,7 +58,8 @@ inline double round_half_even(double v) { return std::nearbyint(v); }
 
 /// "leading" spacing (diffusers, DDIM paper): t_k = k * (T / n) + offset for k = n-1, ..., 0.
 /// For 50 of 1000: 980, 960, ..., 0.
-inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps, std::size_t steps_offset = 0) {
+inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps,
+                                                std::size_t steps_offset = 0) {
   detail::check_steps(num_train_timesteps, steps, "leading_grid");
   require(steps_offset < num_train_timesteps, "leading_grid", "steps_offset", steps_offset,
           "[0, num_train_timesteps)");
@@ -103,8 +106,8 @@ inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t step
 inline time_grid continuous_grid(std::size_t steps, double eps = 1e-3, double t_end = 1.0) {
   require(steps >= 1, "continuous_grid", "steps", steps, "at least 1");
   require(std::isfinite(t_end) && t_end > 0.0, "continuous_grid", "t_end", t_end, "(0, inf)");
-  require(std::isfinite(eps) && eps > 0.0 && eps < t_end, "continuous_grid", "eps", eps,
-          "(0, t_end) = (0, " + detail::format_value(t_end) + ")");
+  if (!(std::isfinite(eps) && eps > 0.0 && eps < t_end)) [[unlikely]]
+    detail::throw_invalid_parts("continuous_grid", {"eps"}, eps, {"(0, t_end) = (0, ", t_end, ")"});
   return time_grid(linspace(t_end, eps, steps));
 }
 

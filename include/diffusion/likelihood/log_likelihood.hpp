@@ -161,8 +161,8 @@ template <class Process, tensor T>
 ode_controls checked_likelihood_options(const likelihood_options& o, const T& x) {
   constexpr const char* where = "log_likelihood";
   const double T_end = Process::end_time();
-  require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T_end, where, "eps", o.eps,
-          "(0, T) = (0, " + format_value(T_end) + ")");
+  if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T_end)) [[unlikely]]
+    throw_invalid_parts(where, {"eps"}, o.eps, {"(0, T) = (0, ", T_end, ")"});
   require(size(x) >= 1, where, "number of elements of x", size(x), "at least 1");
   return checked_ode_controls(o.rtol, o.atol, o.first_step, o.max_steps, where);
 }

@@ -193,14 +193,17 @@ class denoising_loss {
     check_batch<Backend>(x0, batch, where);
     for (std::size_t b = 0; b < batch.size(); ++b) {
       const double t = batch.t[b];
-      require_finite(t, where, "t[" + std::to_string(b) + "]");
+      if (!std::isfinite(t)) [[unlikely]]
+        detail::throw_invalid_parts(where, {"t[", b, "]"}, t, {"a finite number"});
       batch.alpha[b] = m_process.alpha(t);
       batch.sigma[b] = m_process.sigma(t);
       if constexpr (target == parameterization::score)
-        require(batch.sigma[b] > 0.0, where, "t[" + std::to_string(b) + "]", t,
-                "times with sigma(t) > 0 (the score target is -eps/sigma)");
+        if (!(batch.sigma[b] > 0.0)) [[unlikely]]
+          detail::throw_invalid_parts(where, {"t[", b, "]"}, t,
+                                      {"times with sigma(t) > 0 (the score target is -eps/sigma)"});
       const double w = m_weighting(m_process, t, target);
-      require(std::isfinite(w) && w >= 0.0, where, "weight at t = " + detail::format_value(t), w, "[0, inf)");
+      if (!(std::isfinite(w) && w >= 0.0)) [[unlikely]]
+        detail::throw_invalid_parts(where, {"weight at t = ", t}, w, {"[0, inf)"});
       batch.weight[b] = w;
       batch.coef_a[b] = static_cast<S>(batch.alpha[b]);
       batch.coef_b[b] = static_cast<S>(batch.sigma[b]);
@@ -246,30 +249,30 @@ class denoising_loss {
   template <class Backend, tensor T>
   static void check_batch(const T& x0, const loss_batch<T>& batch, std::string_view where) {
     check_backend<Backend, T>();
-    if (!same_shape(x0, batch.x_t))
-      throw_invalid(where, "x0", "a tensor of shape " + tensor_traits<T>::shape_string(x0),
-                    "shape " + tensor_traits<T>::shape_string(batch.x_t) + " (the shape the loss_batch was made for)");
+    if (!same_shape(x0, batch.x_t)) [[unlikely]]
+      detail::throw_shape_mismatch(x0, batch.x_t, where, "x0", "the shape the loss_batch was made for");
     const std::size_t b_size = batch_size(x0);
     require(b_size >= 1, where, "batch size", b_size, "at least 1");
     for (const std::size_t n : {batch.t.size(), batch.alpha.size(), batch.sigma.size(), batch.weight.size(),
                                 batch.sample_loss.size(), batch.uniform.size(), batch.coef_a.size(),
                                 batch.coef_b.size()})
-      require(n == b_size, where, "loss_batch per-sample vector size", n,
-              "the batch size of x0, " + std::to_string(b_size));
+      if (n != b_size) [[unlikely]]
+        detail::throw_invalid_parts(where, {"loss_batch per-sample vector size"}, n,
+                                    {"the batch size of x0, ", b_size});
   }
 
   template <class Backend, tensor T>
   static void check_output(const loss_batch<T>& batch, const T& y, std::string_view where,
                            std::string_view parameter) {
     check_backend<Backend, T>();
-    if (!same_shape(y, batch.target))
-      throw_invalid(where, parameter, "a tensor of shape " + tensor_traits<T>::shape_string(y),
-                    "shape " + tensor_traits<T>::shape_string(batch.target) + " (the shape of x0 and batch.x_t)");
+    if (!same_shape(y, batch.target)) [[unlikely]]
+      detail::throw_shape_mismatch(y, batch.target, where, parameter, "the shape of x0 and batch.x_t");
     const std::size_t b_size = batch_size(y);
     require(b_size >= 1, where, "batch size", b_size, "at least 1");
     for (const std::size_t n : {batch.weight.size(), batch.sample_loss.size()})
-      require(n == b_size, where, "loss_batch per-sample vector size", n,
-              "the batch size of " + std::string(parameter) + ", " + std::to_string(b_size));
+      if (n != b_size) [[unlikely]]
+        detail::throw_invalid_parts(where, {"loss_batch per-sample vector size"}, n,
+                                    {"the batch size of ", parameter, ", ", b_size});
   }
 
   // target = x0_coef x0 + eps_coef eps; eps and x0 targets are exact copies.

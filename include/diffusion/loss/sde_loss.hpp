@@ -68,8 +68,8 @@ class sde_dsm_loss : public denoising_loss<Process, uniform_continuous_time, Tar
   /// U(eps_t, T), checked here so that the message names eps_t rather than the sampler's t_min.
   static uniform_continuous_time training_times(double eps_t) {
     const double end = Process::end_time();
-    require(std::isfinite(eps_t) && eps_t > 0.0 && eps_t < end, "sde_dsm_loss", "eps_t", eps_t,
-            "(0, T) = (0, " + detail::format_value(end) + ")");
+    if (!(std::isfinite(eps_t) && eps_t > 0.0 && eps_t < end)) [[unlikely]]
+      detail::throw_invalid_parts("sde_dsm_loss", {"eps_t"}, eps_t, {"(0, T) = (0, ", end, ")"});
     return uniform_continuous_time(eps_t, end);
   }
 

@@ -36,8 +36,8 @@ class uniform_discrete_time {
 
   /// \throws std::invalid_argument unless first <= last.
   uniform_discrete_time(std::size_t first, std::size_t last) : m_first(first), m_last(last) {
-    require(first <= last, "uniform_discrete_time", "first", first,
-            "[0, last] = [0, " + std::to_string(last) + "]");
+    if (first > last) [[unlikely]]
+      detail::throw_invalid_parts("uniform_discrete_time", {"first"}, first, {"[0, last] = [0, ", last, "]"});
   }
 
   /// All training timesteps 0, ..., T-1 of a process with num_timesteps() = T.
@@ -83,8 +83,8 @@ class uniform_continuous_time {
   /// \throws std::invalid_argument unless both are finite, t_min >= 0 and t_min < t_max.
   explicit uniform_continuous_time(double t_min = 1e-5, double t_max = 1.0) : m_t_min(t_min), m_t_max(t_max) {
     require_finite(t_max, "uniform_continuous_time", "t_max");
-    require(std::isfinite(t_min) && t_min >= 0.0 && t_min < t_max, "uniform_continuous_time", "t_min", t_min,
-            "[0, t_max) = [0, " + detail::format_value(t_max) + ")");
+    if (!(std::isfinite(t_min) && t_min >= 0.0 && t_min < t_max)) [[unlikely]]
+      detail::throw_invalid_parts("uniform_continuous_time", {"t_min"}, t_min, {"[0, t_max) = [0, ", t_max, ")"});
   }
 
   /// t = t_min + u (t_max - t_min), as score_sde's `torch.rand(B) * (sde.T - eps) + eps`.

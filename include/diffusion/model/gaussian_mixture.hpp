@@ -35,21 +35,23 @@ class gaussian_mixture {
       : m_weights(std::move(weights)) {
     const char* where = "gaussian_mixture";
     require(!m_weights.empty(), where, "number of components", 0, "at least 1");
-    require(means.size() == m_weights.size(), where, "means.size()", means.size(),
-            "the number of weights, " + std::to_string(m_weights.size()));
-    require(stds.size() == m_weights.size(), where, "stds.size()", stds.size(),
-            "the number of weights, " + std::to_string(m_weights.size()));
+    if (means.size() != m_weights.size()) [[unlikely]]
+      detail::throw_invalid_parts(where, {"means.size()"}, means.size(), {"the number of weights, ", m_weights.size()});
+    if (stds.size() != m_weights.size()) [[unlikely]]
+      detail::throw_invalid_parts(where, {"stds.size()"}, stds.size(), {"the number of weights, ", m_weights.size()});
     m_dim = means[0].size();
     require(m_dim >= 1, where, "dimension", m_dim, "at least 1");
     double total = 0.0;
     for (std::size_t k = 0; k < m_weights.size(); ++k) {
-      require(std::isfinite(m_weights[k]) && m_weights[k] > 0.0, where, "weights[" + std::to_string(k) + "]",
-              m_weights[k], "(0, inf)");
+      if (!(std::isfinite(m_weights[k]) && m_weights[k] > 0.0)) [[unlikely]]
+        detail::throw_invalid_parts(where, {"weights[", k, "]"}, m_weights[k], {"(0, inf)"});
       total += m_weights[k];
-      require(means[k].size() == m_dim, where, "means[" + std::to_string(k) + "].size()", means[k].size(),
-              "the dimension of means[0], " + std::to_string(m_dim));
-      require(stds[k].size() == m_dim, where, "stds[" + std::to_string(k) + "].size()", stds[k].size(),
-              "the dimension of means[0], " + std::to_string(m_dim));
+      if (means[k].size() != m_dim) [[unlikely]]
+        detail::throw_invalid_parts(where, {"means[", k, "].size()"}, means[k].size(),
+                                    {"the dimension of means[0], ", m_dim});
+      if (stds[k].size() != m_dim) [[unlikely]]
+        detail::throw_invalid_parts(where, {"stds[", k, "].size()"}, stds[k].size(),
+                                    {"the dimension of means[0], ", m_dim});
       for (std::size_t d = 0; d < m_dim; ++d) {
         require_finite(means[k][d], where, "means");
         require(std::isfinite(stds[k][d]) && stds[k][d] > 0.0, where, "stds", stds[k][d], "(0, inf)");
@@ -153,8 +155,9 @@ class gaussian_mixture {
   void sample(Noise& noise, T& out) const {
     auto e = elements(out);
     const std::size_t batch = batch_size(out);
-    require(sample_size(out) == m_dim, "gaussian_mixture::sample", "elements per sample", sample_size(out),
-            "the mixture dimension, " + std::to_string(m_dim));
+    if (sample_size(out) != m_dim) [[unlikely]]
+      detail::throw_invalid_parts("gaussian_mixture::sample", {"elements per sample"}, sample_size(out),
+                                  {"the mixture dimension, ", m_dim});
     using S = scalar_of<T>;
     std::vector<S> u(batch);
     noise.fill_uniform(std::span<S>(u), batch);
@@ -219,8 +222,8 @@ class gaussian_mixture_model {
   template <tensor T>
   void operator()(const T& x, double t, T& out) {
     if (sample_size(x) != m_mixture.dim())  // not require(): its message would be built on every call
-      throw_invalid("gaussian_mixture_model", "elements per sample", sample_size(x),
-                    "the mixture dimension, " + std::to_string(m_mixture.dim()));
+      detail::throw_invalid_parts("gaussian_mixture_model", {"elements per sample"}, sample_size(x),
+                                  {"the mixture dimension, ", m_mixture.dim()});
     require_same_shape(out, x, "gaussian_mixture_model", "out");
     const double alpha = m_process.alpha(t);
     const double sigma = m_process.sigma(t);
@@ -240,11 +243,11 @@ class gaussian_mixture_model {
   template <tensor T>
   void score_divergence(const T& x, double t, std::span<double> out) {
     if (sample_size(x) != m_mixture.dim())
-      throw_invalid("gaussian_mixture_model::score_divergence", "elements per sample", sample_size(x),
-                    "the mixture dimension, " + std::to_string(m_mixture.dim()));
+      detail::throw_invalid_parts("gaussian_mixture_model::score_divergence", {"elements per sample"}, sample_size(x),
+                                  {"the mixture dimension, ", m_mixture.dim()});
     if (out.size() != batch_size(x))
-      throw_invalid("gaussian_mixture_model::score_divergence", "out.size()", out.size(),
-                    "the batch size of x, " + std::to_string(batch_size(x)));
+      detail::throw_invalid_parts("gaussian_mixture_model::score_divergence", {"out.size()"}, out.size(),
+                                  {"the batch size of x, ", batch_size(x)});
     const double alpha = m_process.alpha(t);
     const double sigma = m_process.sigma(t);
     const auto xe = elements(x);

@@ -63,6 +63,13 @@ inline conversion to_eps(parameterization from, double alpha, double sigma) {
   return {0.0, 0.0};
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_conversion_error(parameterization from, parameterization to,
+                                                                          double alpha, double sigma) {
+  throw std::domain_error(concat({"convert_coefficients: cannot convert a ", name(from), " prediction to ", name(to),
+                                  " at alpha = ", alpha, ", sigma = ", sigma,
+                                  "; valid range: alpha > 0 and sigma > 0 (finite)"}));
+}
+
 // (x, eps) -> target: target = a x + b eps.
 inline conversion from_eps(parameterization to, double alpha, double sigma) {
   switch (to) {
@@ -105,13 +112,8 @@ inline conversion convert_coefficients(parameterization from, parameterization t
       c = {t.x_coef + t.pred_coef * e.x_coef, t.pred_coef * e.pred_coef};
     }
   }
-  if (!std::isfinite(c.x_coef) || !std::isfinite(c.pred_coef)) {
-    std::string msg = "convert_coefficients: cannot convert a ";
-    msg.append(name(from)).append(" prediction to ").append(name(to)).append(" at alpha = ");
-    msg.append(detail::format_value(alpha)).append(", sigma = ").append(detail::format_value(sigma));
-    msg.append("; valid range: alpha > 0 and sigma > 0 (finite)");
-    throw std::domain_error(msg);
-  }
+  if (!std::isfinite(c.x_coef) || !std::isfinite(c.pred_coef)) [[unlikely]]
+    detail::throw_conversion_error(from, to, alpha, sigma);
   return c;
 }
 

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstddef>
 #include <numbers>
-#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -40,13 +39,12 @@ inline void check_betas(const std::vector<double>& betas, std::string_view where
   const std::size_t last = betas.size() - 1;
   for (std::size_t i = 0; i < betas.size(); ++i) {
     const double b = betas[i];
-    const std::string name = "betas[" + std::to_string(i) + "]";
-    if (i == last && i > 0)
-      require(std::isfinite(b) && b > 0.0 && b <= 1.0, where, name, b,
-              "(0, 1] (only the last beta may be 1: zero terminal SNR)");
-    else
-      require(std::isfinite(b) && b > 0.0 && b < 1.0, where, name, b,
-              i == last ? "(0, 1) (a last beta of 1 needs num_timesteps >= 2)" : "(0, 1)");
+    const bool may_be_one = i == last && i > 0;
+    if (!(std::isfinite(b) && b > 0.0 && (b < 1.0 || (may_be_one && b == 1.0)))) [[unlikely]]
+      throw_invalid_parts(where, {"betas[", i, "]"}, b,
+                          {may_be_one     ? "(0, 1] (only the last beta may be 1: zero terminal SNR)"
+                           : i == last ? "(0, 1) (a last beta of 1 needs num_timesteps >= 2)"
+                                       : "(0, 1)"});
   }
 }
 

@@ -29,9 +29,8 @@ void forward_sample(Backend& be, const Process& p, double t, const T& x0, const 
   static_assert(std::is_same_v<typename std::remove_cv_t<Backend>::tensor_type, T>,
                 "diffusion::forward_sample: x0, eps and x_t must be the backend's tensor_type");
   auto check_shape = [&x0](const T& y, const char* name) {
-    if (!same_shape(y, x0))
-      throw_invalid("forward_sample", name, "a tensor of shape " + tensor_traits<T>::shape_string(y),
-                    "shape " + tensor_traits<T>::shape_string(x0) + " (the shape of x0)");
+    if (!same_shape(y, x0)) [[unlikely]]
+      detail::throw_shape_mismatch(y, x0, "forward_sample", name, "the shape of x0");
   };
   check_shape(eps, "eps");
   check_shape(x_t, "x_t");

@@ -62,12 +62,12 @@ class ve_discrete {
     constexpr std::string_view where = "ve_discrete";
     require(!m_sigmas.empty(), where, "sigmas.size()", m_sigmas.size(), "at least 1");
     for (std::size_t i = 0; i < m_sigmas.size(); ++i) {
-      const std::string name = "sigmas[" + std::to_string(i) + "]";
-      require(std::isfinite(m_sigmas[i]) && m_sigmas[i] > 0.0, where, name, m_sigmas[i], "(0, inf), finite");
-      if (i > 0)
-        require(m_sigmas[i] < m_sigmas[i - 1], where, name, m_sigmas[i],
-                "strictly below sigmas[" + std::to_string(i - 1) + "] = " + detail::format_value(m_sigmas[i - 1]) +
-                    " (levels are ordered largest first)");
+      if (!(std::isfinite(m_sigmas[i]) && m_sigmas[i] > 0.0)) [[unlikely]]
+        detail::throw_invalid_parts(where, {"sigmas[", i, "]"}, m_sigmas[i], {"(0, inf), finite"});
+      if (i > 0 && !(m_sigmas[i] < m_sigmas[i - 1])) [[unlikely]]
+        detail::throw_invalid_parts(where, {"sigmas[", i, "]"}, m_sigmas[i],
+                                    {"strictly below sigmas[", i - 1, "] = ", m_sigmas[i - 1],
+                                     " (levels are ordered largest first)"});
     }
   }
 
@@ -79,8 +79,9 @@ class ve_discrete {
   static ve_discrete geometric(double sigma_max, double sigma_min, std::size_t num_levels) {
     constexpr std::string_view where = "ve_discrete::geometric";
     require(std::isfinite(sigma_min) && sigma_min > 0.0, where, "sigma_min", sigma_min, "(0, inf), finite");
-    require(std::isfinite(sigma_max) && sigma_max > sigma_min, where, "sigma_max", sigma_max,
-            "(sigma_min, inf) = (" + detail::format_value(sigma_min) + ", inf), finite");
+    if (!(std::isfinite(sigma_max) && sigma_max > sigma_min)) [[unlikely]]
+      detail::throw_invalid_parts(where, {"sigma_max"}, sigma_max,
+                                  {"(sigma_min, inf) = (", sigma_min, ", inf), finite"});
     require(num_levels >= 2, where, "num_levels", num_levels, "at least 2 (sigma_max and sigma_min are both levels)");
     std::vector<double> s = detail::numpy_linspace(std::log(sigma_max), std::log(sigma_min), num_levels);
     for (double& v : s) v = std::exp(v);
@@ -112,10 +113,10 @@ class ve_discrete {
   // fractional or out-of-range index is a caller's bug, so it throws instead of being rounded.
   std::size_t index(double i, std::string_view where) const {
     const double last = static_cast<double>(m_sigmas.size() - 1);
-    if (!(std::isfinite(i) && i >= 0.0 && i <= last && i == std::floor(i)))
-      throw_invalid(where, "i", i,
-                    "an integer level index in [0, num_levels - 1] = [0, " + detail::format_value(last) +
-                        "] (0 is the largest sigma)");
+    if (!(std::isfinite(i) && i >= 0.0 && i <= last && i == std::floor(i))) [[unlikely]]
+      detail::throw_invalid_parts(where, {"i"}, i,
+                                  {"an integer level index in [0, num_levels - 1] = [0, ", last,
+                                   "] (0 is the largest sigma)"});
     return static_cast<std::size_t>(i);
   }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -33,6 +32,8 @@ class vp_discrete {
 
   /// \throws std::invalid_argument if `betas` breaks the beta rule above (the message names the
   ///         offending entry).
+  /// Out of line (as check_betas): set-up code, compiled once per translation unit rather than
+  /// inlined into every sampler's construction.
   explicit vp_discrete(std::vector<double> betas) : m_betas(std::move(betas)) {
     detail::check_betas(m_betas, "vp_discrete");
     const std::size_t n = m_betas.size();
@@ -101,8 +102,8 @@ class vp_discrete {
   // fractional or out-of-range t is a caller's bug, so it throws instead of being rounded.
   std::size_t index(double t, std::string_view where) const {
     const double last = static_cast<double>(m_betas.size() - 1);
-    if (!(std::isfinite(t) && t >= 0.0 && t <= last && t == std::floor(t)))
-      throw_invalid(where, "t", t, "an integer in [0, num_timesteps - 1] = [0, " + detail::format_value(last) + "]");
+    if (!(std::isfinite(t) && t >= 0.0 && t <= last && t == std::floor(t))) [[unlikely]]
+      detail::throw_invalid_parts(where, {"t"}, t, {"an integer in [0, num_timesteps - 1] = [0, ", last, "]"});
     return static_cast<std::size_t>(t);
   }
 
@@ -140,9 +141,9 @@ inline posterior_coefficients posterior(double alpha_bar_t, double alpha_bar_pre
   require(std::isfinite(alpha_bar_t) && alpha_bar_t >= 0.0 && alpha_bar_t < 1.0, "posterior", "alpha_bar_t",
           alpha_bar_t, "[0, 1)");
   // Called once per sampling step: the message is built only on failure, so the loop never allocates.
-  if (!(std::isfinite(alpha_bar_prev) && alpha_bar_prev > alpha_bar_t && alpha_bar_prev <= 1.0))
-    throw_invalid("posterior", "alpha_bar_prev", alpha_bar_prev,
-                  "(alpha_bar_t, 1] = (" + detail::format_value(alpha_bar_t) + ", 1]");
+  if (!(std::isfinite(alpha_bar_prev) && alpha_bar_prev > alpha_bar_t && alpha_bar_prev <= 1.0)) [[unlikely]]
+    detail::throw_invalid_parts("posterior", {"alpha_bar_prev"}, alpha_bar_prev,
+                                {"(alpha_bar_t, 1] = (", alpha_bar_t, ", 1]"});
   const double alpha_t = alpha_bar_t / alpha_bar_prev;
   const double beta_t = 1.0 - alpha_t;
   const double one_minus_abar_t = 1.0 - alpha_bar_t;

@@ -324,21 +324,20 @@ class dopri5_solver {
 
   static double sq(double v) { return v * v; }
 
-  [[noreturn]] static void throw_max_steps(std::size_t max_steps, double t0, double t1, double t) {
-    throw std::runtime_error("dormand_prince: max_steps = " + format_value(max_steps) +
-                             " attempted steps did not reach t = " + format_value(t1) + " from t = " +
-                             format_value(t0) + " (stopped at t = " + format_value(t) +
-                             "); raise max_steps or loosen rtol/atol");
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_max_steps(std::size_t max_steps, double t0, double t1,
+                                                                     double t) {
+    throw std::runtime_error(concat({"dormand_prince: max_steps = ", max_steps, " attempted steps did not reach t = ",
+                                     t1, " from t = ", t0, " (stopped at t = ", t,
+                                     "); raise max_steps or loosen rtol/atol"}));
   }
-  [[noreturn]] static void throw_not_finite(double t) {
-    throw std::runtime_error("dormand_prince: the right-hand side is not finite at t = " + format_value(t) +
-                             " (the model returned non-finite values)");
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_not_finite(double t) {
+    throw std::runtime_error(concat(
+        {"dormand_prince: the right-hand side is not finite at t = ", t, " (the model returned non-finite values)"}));
   }
-  [[noreturn]] static void throw_underflow(double h_abs, double t) {
-    throw std::runtime_error("dormand_prince: the step size fell to " + format_value(h_abs) + " at t = " +
-                             format_value(t) +
-                             ", below ten times the spacing of representable times (rtol/atol too tight, or the "
-                             "model returned non-finite values)");
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_underflow(double h_abs, double t) {
+    throw std::runtime_error(concat({"dormand_prince: the step size fell to ", h_abs, " at t = ", t,
+                                     ", below ten times the spacing of representable times (rtol/atol too tight, or "
+                                     "the model returned non-finite values)"}));
   }
 
   std::span<double> aux_k(std::size_t stage) { return {m_aux_k.data() + stage * m_aux_size, m_aux_size}; }
@@ -417,8 +416,8 @@ constexpr void check_adaptive_arguments() {
 template <class Process>
 ode_controls checked_adaptive_options(const adaptive_options& o, const char* where) {
   const double T = Process::end_time();
-  require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T, where, "eps", o.eps,
-          "(0, T) = (0, " + format_value(T) + ")");
+  if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T)) [[unlikely]]
+    throw_invalid_parts(where, {"eps"}, o.eps, {"(0, T) = (0, ", T, ")"});
   return checked_ode_controls(o.rtol, o.atol, o.first_step, o.max_steps, where);
 }
 

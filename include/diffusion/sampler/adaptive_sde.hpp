@@ -101,14 +101,25 @@ inline void validate(const adaptive_sde_options& o, double end_time) {
   constexpr const char* where = "sample_adaptive_sde";
   require(std::isfinite(o.eps_rel) && o.eps_rel > 0.0, where, "eps_rel", o.eps_rel, "(0, inf), finite");
   require(std::isfinite(o.eps_abs) && o.eps_abs > 0.0, where, "eps_abs", o.eps_abs, "(0, inf), finite");
-  require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < end_time, where, "eps", o.eps,
-          "(0, T) = (0, " + format_value(end_time) + ")");
-  require(std::isfinite(o.h_init) && o.h_init > 0.0 && o.h_init <= end_time - o.eps, where, "h_init", o.h_init,
-          "(0, T - eps] = (0, " + format_value(end_time - o.eps) + "]");
+  if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < end_time)) [[unlikely]]
+    throw_invalid_parts(where, {"eps"}, o.eps, {"(0, T) = (0, ", end_time, ")"});
+  if (!(std::isfinite(o.h_init) && o.h_init > 0.0 && o.h_init <= end_time - o.eps)) [[unlikely]]
+    throw_invalid_parts(where, {"h_init"}, o.h_init, {"(0, T - eps] = (0, ", end_time - o.eps, "]"});
   require(std::isfinite(o.safety) && o.safety > 0.0 && o.safety <= 1.0, where, "safety", o.safety, "(0, 1]");
   require(std::isfinite(o.exponent) && o.exponent > 0.0, where, "exponent", o.exponent, "(0, inf), finite");
   require(o.max_model_calls >= (o.denoise ? 3u : 2u), where, "max_model_calls", o.max_model_calls,
           o.denoise ? "at least 3 (one attempted step and the denoising step)" : "at least 2 (one attempted step)");
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_non_finite_error(double error, double t) {
+  throw std::domain_error(concat({"sample_adaptive_sde: the step error is ", error, " at t = ", t,
+                                  " (a non-finite model output or state); valid range: finite"}));
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_max_model_calls(std::size_t max_model_calls, double t,
+                                                                         double h) {
+  throw std::runtime_error(concat({"sample_adaptive_sde: max_model_calls = ", max_model_calls, " reached at t = ", t,
+                                   " with step h = ", h, "; loosen eps_rel or eps_abs, or raise max_model_calls"}));
 }
 
 /// The Euler-Maruyama proposal of Algorithm 1, a step h > 0 backwards along the reverse SDE
@@ -187,9 +198,8 @@ double attempt_step(Backend& be, Model& model, const Process& p, Noise& noise, a
   T& improved = ws.sde.score;  // s(x', t - h) is not needed once x'' is formed
   improved_euler(be, p, x, ws.proposal, ws.sde.score, ws.sde.noise, t_next, h, improved);
   const double error = scaled_error(ws.proposal, improved, ws.previous_proposal, o);
-  if (!std::isfinite(error))
-    throw std::domain_error("sample_adaptive_sde: the step error is " + format_value(error) + " at t = " +
-                            format_value(t) + " (a non-finite model output or state); valid range: finite");
+  if (!std::isfinite(error)) [[unlikely]]
+    throw_non_finite_error(error, t);
   return error;
 }
 
@@ -242,10 +252,8 @@ adaptive_sde_result<typename Backend::tensor_type> sample_adaptive_sde(const Pro
 
   double t = end_time, h = options.h_init;
   while (t > options.eps) {
-    if (report.model_calls + 2 + final_calls > options.max_model_calls)
-      throw std::runtime_error("sample_adaptive_sde: max_model_calls = " + std::to_string(options.max_model_calls) +
-                               " reached at t = " + detail::format_value(t) + " with step h = " +
-                               detail::format_value(h) + "; loosen eps_rel or eps_abs, or raise max_model_calls");
+    if (report.model_calls + 2 + final_calls > options.max_model_calls) [[unlikely]]
+      detail::throw_max_model_calls(options.max_model_calls, t, h);
     // A step that reaches the end lands on eps exactly, not on t - h rounded.
     const double t_next = h >= t - options.eps ? options.eps : t - h;
 

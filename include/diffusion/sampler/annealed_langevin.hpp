@@ -239,15 +239,15 @@ class consistent_annealed_sampling {
     for (std::size_t l = 0; l + 1 < m_levels; ++l) gamma_min = std::min(gamma_min, sigmas[l + 1] / sigmas[l]);
     const double eta = options.step_lr / (sigma_min * sigma_min);
     const bool in_range = m_levels == 1 ? options.step_lr > 0.0 : std::abs(1.0 - eta) < gamma_min;
-    if (!(std::isfinite(options.step_lr) && in_range))
-      throw_invalid(where, "step_lr", options.step_lr,
-                    m_levels == 1 ? std::string("(0, inf), finite")
-                                  : "(sigma_L^2 (1 - gamma), sigma_L^2 (1 + gamma)) = (" +
-                                        detail::format_value(sigma_min * sigma_min * (1.0 - gamma_min)) + ", " +
-                                        detail::format_value(sigma_min * sigma_min * (1.0 + gamma_min)) +
-                                        ") with sigma_L = " + detail::format_value(sigma_min) +
-                                        " and gamma = min sigma_{i+1}/sigma_i = " + detail::format_value(gamma_min) +
-                                        ", so that beta = sqrt(1 - ((1 - eta)/gamma)^2) is real and positive");
+    if (!(std::isfinite(options.step_lr) && in_range)) [[unlikely]] {
+      if (m_levels == 1) throw_invalid(where, "step_lr", options.step_lr, "(0, inf), finite");
+      detail::throw_invalid_parts(where, {"step_lr"}, options.step_lr,
+                                  {"(sigma_L^2 (1 - gamma), sigma_L^2 (1 + gamma)) = (",
+                                   sigma_min * sigma_min * (1.0 - gamma_min), ", ",
+                                   sigma_min * sigma_min * (1.0 + gamma_min), ") with sigma_L = ", sigma_min,
+                                   " and gamma = min sigma_{i+1}/sigma_i = ", gamma_min,
+                                   ", so that beta = sqrt(1 - ((1 - eta)/gamma)^2) is real and positive"});
+    }
     m_step.resize(m_levels);
     m_noise_std.assign(m_levels, 0.0);
     for (std::size_t l = 0; l < m_levels; ++l) {

@@ -256,16 +256,16 @@ class predictor_corrector {
     // The discrete tables (reverse diffusion, ancestral, Langevin alpha) are indexed by the
     // process's N; a loop of another length would walk them at the wrong rate.
     if constexpr (uses_discretization<Predictor>() || uses_discretization<Corrector>())
-      if (o.steps != p.num_steps())
-        throw_invalid("predictor_corrector", "steps", o.steps,
-                      "0 or the process's num_steps() = " + std::to_string(p.num_steps()) +
-                          " (this predictor or corrector reads the process's N-step tables)");
+      if (o.steps != p.num_steps()) [[unlikely]]
+        detail::throw_invalid_parts("predictor_corrector", {"steps"}, o.steps,
+                                    {"0 or the process's num_steps() = ", p.num_steps(),
+                                     " (this predictor or corrector reads the process's N-step tables)"});
     return o;
   }
 
   static time_grid make_grid(const pc_options& o) {
-    require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < Process::end_time(), "predictor_corrector", "eps", o.eps,
-            "(0, T) = (0, " + detail::format_value(Process::end_time()) + ")");
+    if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < Process::end_time())) [[unlikely]]
+      detail::throw_invalid_parts("predictor_corrector", {"eps"}, o.eps, {"(0, T) = (0, ", Process::end_time(), ")"});
     return continuous_grid(o.steps, o.eps, Process::end_time());
   }
 

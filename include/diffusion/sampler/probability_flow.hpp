@@ -219,9 +219,11 @@ class probability_flow {
     require(m_grid.size() >= 2, "probability_flow", "number of grid times", m_grid.size(),
             "at least 2 (one step needs a start and an end)");
     const double T = Process::end_time();
-    require(m_grid[0] <= T, "probability_flow", "grid[0]", m_grid[0], "[0, T] = [0, " + detail::format_value(T) + "]");
-    require(m_grid[m_grid.size() - 1] >= 0.0, "probability_flow", "grid[last]", m_grid[m_grid.size() - 1],
-            "[0, T] = [0, " + detail::format_value(T) + "]");
+    if (!(m_grid[0] <= T)) [[unlikely]]
+      detail::throw_invalid_parts("probability_flow", {"grid[0]"}, m_grid[0], {"[0, T] = [0, ", T, "]"});
+    if (!(m_grid[m_grid.size() - 1] >= 0.0)) [[unlikely]]
+      detail::throw_invalid_parts("probability_flow", {"grid[last]"}, m_grid[m_grid.size() - 1],
+                                  {"[0, T] = [0, ", T, "]"});
   }
 
   const Process& process() const { return m_process; }
@@ -247,8 +249,8 @@ class probability_flow {
   static time_grid make_grid(const probability_flow_options& o) {
     require(o.steps >= 1, "probability_flow", "steps", o.steps, "at least 1");
     const double T = Process::end_time();
-    require(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T, "probability_flow", "eps", o.eps,
-            "(0, T) = (0, " + detail::format_value(T) + ")");
+    if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T)) [[unlikely]]
+      detail::throw_invalid_parts("probability_flow", {"eps"}, o.eps, {"(0, T) = (0, ", T, ")"});
     return continuous_grid(o.steps + 1, o.eps, T);
   }
 
