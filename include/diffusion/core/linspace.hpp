@@ -13,7 +13,8 @@ namespace diffusion {
 /// end - (n - 1 - i) step for the second, step = (end - start)/(n - 1), so both ends are exact.
 /// The products are fused (std::fma) so that the result does not depend on whether the compiler
 /// contracts a*b + c; torch's AVX2 kernel fuses them too. For n = 1 the result is {start}.
-inline std::vector<double> linspace(double start, double end, std::size_t n) {
+/// Set-up code, kept out of line: one copy per translation unit instead of one per caller (compile cost).
+[[gnu::noinline]] inline std::vector<double> linspace(double start, double end, std::size_t n) {
   std::vector<double> v(n);
   if (n == 1) {
     v[0] = start;

@@ -21,7 +21,7 @@ class time_grid {
   /// A user-given list. Entries must be finite and strictly decreasing.
   /// The grid makers and this constructor are set-up code, kept out of line: one copy per
   /// translation unit instead of one inlined into every sampler's construction (compile cost).
-  explicit time_grid(std::vector<double> values) : m_t(std::move(values)) {
+  [[gnu::noinline]] explicit time_grid(std::vector<double> values) : m_t(std::move(values)) {
     require(!m_t.empty(), "time_grid", "number of times", 0, "at least 1");
     for (std::size_t i = 0; i < m_t.size(); ++i) {
       if (!std::isfinite(m_t[i])) [[unlikely]]
@@ -58,7 +58,7 @@ inline double round_half_even(double v) { return std::nearbyint(v); }
 
 /// "leading" spacing (diffusers, DDIM paper): t_k = k * (T / n) + offset for k = n-1, ..., 0.
 /// For 50 of 1000: 980, 960, ..., 0.
-inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps,
+[[gnu::noinline]] inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps,
                                                 std::size_t steps_offset = 0) {
   detail::check_steps(num_train_timesteps, steps, "leading_grid");
   require(steps_offset < num_train_timesteps, "leading_grid", "steps_offset", steps_offset,
@@ -73,7 +73,7 @@ inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps
 
 /// "trailing" spacing (Lin et al. 2024, Table 2): round(T - k T/n) - 1 for k = 0, ..., n-1.
 /// For 50 of 1000: 999, 979, ..., 19.
-inline time_grid trailing_grid(std::size_t num_train_timesteps, std::size_t steps) {
+[[gnu::noinline]] inline time_grid trailing_grid(std::size_t num_train_timesteps, std::size_t steps) {
   detail::check_steps(num_train_timesteps, steps, "trailing_grid");
   const double T = static_cast<double>(num_train_timesteps);
   const double ratio = T / static_cast<double>(steps);
@@ -84,7 +84,7 @@ inline time_grid trailing_grid(std::size_t num_train_timesteps, std::size_t step
 
 /// "linspace" spacing: round(linspace(0, T - 1, n)), reversed. For n = 1 the single entry is 0,
 /// as numpy.linspace(0, T-1, 1) gives.
-inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t steps) {
+[[gnu::noinline]] inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t steps) {
   detail::check_steps(num_train_timesteps, steps, "linspace_grid");
   const double stop = static_cast<double>(num_train_timesteps - 1);
   std::vector<double> t(steps);
@@ -103,7 +103,7 @@ inline time_grid linspace_grid(std::size_t num_train_timesteps, std::size_t step
 
 /// The continuous grid of score_sde (Song et al. 2021): linspace(t_end, eps, steps), from the end
 /// of the SDE's interval down to eps > 0, where the score is still finite (REFERENCE.md item 11).
-inline time_grid continuous_grid(std::size_t steps, double eps = 1e-3, double t_end = 1.0) {
+[[gnu::noinline]] inline time_grid continuous_grid(std::size_t steps, double eps = 1e-3, double t_end = 1.0) {
   require(steps >= 1, "continuous_grid", "steps", steps, "at least 1");
   require(std::isfinite(t_end) && t_end > 0.0, "continuous_grid", "t_end", t_end, "(0, inf)");
   if (!(std::isfinite(eps) && eps > 0.0 && eps < t_end)) [[unlikely]]

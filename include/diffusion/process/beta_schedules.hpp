@@ -34,7 +34,7 @@ inline void check_open_unit(double value, std::string_view where, std::string_vi
 /// may be exactly 1 when T >= 2. A last beta of 1 makes alpha_bar(T-1) = 0, the zero terminal SNR
 /// of Lin et al. 2024 (Algorithm 1), where x_{T-1} is pure noise; with T = 1 it would leave no
 /// timestep that carries any signal, so it is rejected there.
-inline void check_betas(const std::vector<double>& betas, std::string_view where) {
+[[gnu::noinline]] inline void check_betas(const std::vector<double>& betas, std::string_view where) {
   require(!betas.empty(), where, "betas.size()", betas.size(), "at least 1");
   const std::size_t last = betas.size() - 1;
   for (std::size_t i = 0; i < betas.size(); ++i) {

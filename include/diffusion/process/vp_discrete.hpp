@@ -34,7 +34,7 @@ class vp_discrete {
   ///         offending entry).
   /// Out of line (as check_betas): set-up code, compiled once per translation unit rather than
   /// inlined into every sampler's construction.
-  explicit vp_discrete(std::vector<double> betas) : m_betas(std::move(betas)) {
+  [[gnu::noinline]] explicit vp_discrete(std::vector<double> betas) : m_betas(std::move(betas)) {
     detail::check_betas(m_betas, "vp_discrete");
     const std::size_t n = m_betas.size();
     m_alpha_bars.resize(n);
