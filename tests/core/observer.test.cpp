@@ -22,6 +22,7 @@
 #include <diffusion/sampler/ddim.hpp>
 #include <diffusion/sampler/driver.hpp>
 
+#include "support/closeness.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/normal_batch.hpp"
 
@@ -90,12 +91,7 @@ struct stop_at {
   }
 };
 
-double max_abs_diff(const tensor_d& a, const tensor_d& b) {
-  REQUIRE(a.shape == b.shape);
-  double m = 0.0;
-  for (std::size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::abs(a.data[i] - b.data[i]));
-  return m;
-}
+using test::max_abs_difference;
 
 }  // namespace
 
@@ -156,7 +152,7 @@ TEST_CASE("step_info reports index, count, t, t_next, the state after the step a
     gaussian_mixture_model<vp_discrete, x0_param> x0_model(test::golden_mixture(), s.process);
     tensor_d want(s.x_T.shape);
     x0_model(tr.before[i], s.grid[i], want);
-    CHECK(max_abs_diff(rec.prediction[i], want) <= 1e-11);
+    CHECK(max_abs_difference(rec.prediction[i], want) <= 1e-11);
   }
   CHECK(rec.t_next.back() == -1.0);
   // The state the observer saw last is what sample returns; the first step starts from x_T.
@@ -175,7 +171,7 @@ TEST_CASE("an observer returning observer_action::stop ends the run after that s
   const auto tr = s.by_hand(sampler, 4, 42);
   CHECK(x.data == tr.after[3].data);  // the state after 4 steps, not more
   const tensor_d full = sample(sampler, s.model, s.be, s.x_T, philox_noise(42), stop_at{99});
-  CHECK(max_abs_diff(full, x) > 0.1);  // the remaining 6 steps would have moved it
+  CHECK(max_abs_difference(full, x) > 0.1);  // the remaining 6 steps would have moved it
 
   SECTION("stop at the last step and proceed everywhere run all steps") {
     stop_at last{9}, never{99};
@@ -365,5 +361,5 @@ TEST_CASE("the fused step (no observer) agrees with the observed step", "[observ
   CHECK(fused.data == explicit_null.data);
   double scale = 1.0;
   for (double v : observed.data) scale = std::max(scale, std::abs(v));
-  CHECK(max_abs_diff(fused, observed) <= 1e-12 * scale);
+  CHECK(max_abs_difference(fused, observed) <= 1e-12 * scale);
 }

@@ -11,6 +11,7 @@
 #include <diffusion/random/random.hpp>
 #include <diffusion/sampler/ddim.hpp>
 
+#include "support/closeness.hpp"
 #include "support/golden_run.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
@@ -22,11 +23,7 @@ using tensor_d = reference_tensor<double>;
 
 namespace {
 
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
+using test::max_abs_difference;
 
 using test::normal_batch;
 
@@ -68,9 +65,9 @@ TEST_CASE("ddim inversion and back returns the start", "[sampler][ddim][inversio
     const auto grid = leading_grid(1000, 200);
     const tensor_d x0 = sample(ddim(process, grid), model, be, x_T, philox_noise(0));
     const tensor_d back = sample(ddim_inversion(process, grid, {.fixed_point_iterations = 30}), model, be, x0, philox_noise(0));
-    CHECK(max_abs_diff(back.data, x_T.data) < 1e-8);
+    CHECK(max_abs_difference(back, x_T) < 1e-8);
     const tensor_d again = sample(ddim(process, grid), model, be, back, philox_noise(0));
-    CHECK(max_abs_diff(again.data, x0.data) < 1e-10);
+    CHECK(max_abs_difference(again, x0) < 1e-10);
   }
   SECTION("plain inversion converges as the step shrinks") {
     // The plain inversion evaluates eps at the wrong end of each step: its error falls with the step.
@@ -79,7 +76,7 @@ TEST_CASE("ddim inversion and back returns the start", "[sampler][ddim][inversio
       const auto g = leading_grid(1000, steps);
       const tensor_d start = sample(ddim(process, g), model, be, x_T, philox_noise(0));
       const tensor_d back = sample(ddim_inversion(process, g), model, be, start, philox_noise(0));
-      const double err = max_abs_diff(back.data, x_T.data);
+      const double err = max_abs_difference(back, x_T);
       INFO(steps << " steps: round-trip error " << err);
       CHECK(err < previous / 2);
       previous = err;
@@ -141,7 +138,7 @@ TEST_CASE("ddim set_alpha_to_one decides the last step's alpha_bar_prev", "[samp
   const tensor_d to_one = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = true}), model, be, x, philox_noise(0));
   tensor_d x0_hat = x;
   denoiser(x, 0.0, x0_hat);
-  CHECK(max_abs_diff(to_one.data, x0_hat.data) < 1e-12);
+  CHECK(max_abs_difference(to_one, x0_hat) < 1e-12);
   const tensor_d to_abar0 = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = false}), model, be, x, philox_noise(0));
-  CHECK(max_abs_diff(to_abar0.data, x.data) < 1e-12);
+  CHECK(max_abs_difference(to_abar0, x) < 1e-12);
 }

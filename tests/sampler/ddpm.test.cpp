@@ -11,6 +11,7 @@
 #include <diffusion/random/random.hpp>
 #include <diffusion/sampler/ddpm.hpp>
 
+#include "support/closeness.hpp"
 #include "support/golden_run.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"

@@ -9,7 +9,7 @@
 #include <diffusion/process/sde.hpp>
 #include <diffusion/sampler/predictor_corrector.hpp>
 
-#include "support/golden_run.hpp"
+#include "support/closeness.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"

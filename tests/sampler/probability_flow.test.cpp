@@ -17,6 +17,7 @@
 #include <diffusion/sampler/adaptive_ode.hpp>
 #include <diffusion/sampler/probability_flow.hpp>
 
+#include "support/closeness.hpp"
 #include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/statistics.hpp"
@@ -59,11 +60,7 @@ tensor_d prior_draw(const Process& p, std::size_t n, std::uint64_t seed) {
   return x;
 }
 
-double max_abs_difference(const tensor_d& a, const tensor_d& b) {
-  double worst = 0.0;
-  for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, std::abs(a.data[i] - b.data[i]));
-  return worst;
-}
+using test::max_abs_difference;
 
 // Mean, covariance and component weights of `out` against those of p_eps, within 5 standard errors.
 template <class Process>

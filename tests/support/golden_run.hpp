@@ -1,38 +1,21 @@
 // SPDX-License-Identifier: MIT
-// Comparisons with the recorded runs of reference implementations (tests/data/*.json): elementwise
-// closeness, and a sampler run step by step against a diffusers scheduler's float64 run.
+// Comparisons with the recorded runs of reference implementations (tests/data/*.json): a sampler
+// run step by step against a diffusers scheduler's float64 run.
 #pragma once
 
 #include <catch2/catch.hpp>
 
-#include <cmath>
 #include <cstddef>
-#include <iomanip>
 #include <string>
 #include <vector>
 
 #include <diffusion/backend/reference.hpp>
 #include <diffusion/sampler/driver.hpp>
 
+#include "closeness.hpp"
 #include "json.hpp"
 
 namespace diffusion::test {
-
-/// CHECKs |got_i - want_i| <= atol + rtol |want_i| for every element, as one assertion whose
-/// message names `what` and the worst element.
-inline void check_close(const std::vector<double>& got, const std::vector<double>& want, double rtol, double atol,
-                        const std::string& what) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0.0;
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(got[i] - want[i]) / (atol + rtol * std::abs(want[i]));
-    if (excess > worst) worst = excess, at = i;
-  }
-  INFO(what << ": worst element " << at << " got " << std::setprecision(17) << got[at] << " want " << want[at]
-            << " (|got - want| / (atol + rtol |want|) = " << worst << ")");
-  CHECK(worst <= 1.0);
-}
 
 /// Runs `sampler` on the reference backend from the golden file's inputs.x_T ([N, 2]) with `noise`,
 /// and checks it against runs.float64_tables, the diffusers scheduler with float64 tables: at every
