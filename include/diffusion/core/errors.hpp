@@ -20,16 +20,15 @@ namespace diffusion {
 
 namespace detail {
 
-/// A double with 17 significant digits (so that it round-trips), as `os << v` with precision 17.
-[[gnu::cold, gnu::noinline]] inline std::string format_double(double v) {
+/// `os << v` with precision 17, so that doubles round-trip. The conversions are the stream's own,
+/// compiled in the standard library: no formatting code is inlined into the library's headers.
+template <class V>
+[[gnu::cold, gnu::noinline]] std::string stream_format(const V& v) {
   std::ostringstream os;
   os.precision(17);
   os << v;
   return os.str();
 }
-
-[[gnu::cold, gnu::noinline]] inline std::string format_signed(long long v) { return std::to_string(v); }
-[[gnu::cold, gnu::noinline]] inline std::string format_unsigned(unsigned long long v) { return std::to_string(v); }
 
 /// Integers written as numbers; bool and the character types are written as a stream writes them.
 template <class T>
@@ -38,22 +37,19 @@ concept plain_integer = std::integral<T> && !std::same_as<T, bool> && !std::same
                         !std::same_as<T, wchar_t> && !std::same_as<T, char8_t> && !std::same_as<T, char16_t> &&
                         !std::same_as<T, char32_t>;
 
-/// A value as an error message writes it: `os << v` with precision 17 (doubles round-trip).
+/// A value as an error message writes it: `os << v` with precision 17 (doubles round-trip). Floats,
+/// doubles and integers share three instantiations (double, long long, unsigned long long): a
+/// stream writes a float as the double it converts to, and an integer the same at any width.
 template <class T>
 std::string format_value(const T& v) {
-  if constexpr (std::same_as<T, double> || std::same_as<T, float>) {
-    return format_double(v);  // a stream writes a float as the double it converts to
-  } else if constexpr (plain_integer<T>) {
-    if constexpr (std::is_signed_v<T>)
-      return format_signed(v);
-    else
-      return format_unsigned(v);
-  } else {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
-  }
+  if constexpr (std::same_as<T, double> || std::same_as<T, float>)
+    return stream_format<double>(v);
+  else if constexpr (plain_integer<T> && std::is_signed_v<T>)
+    return stream_format<long long>(v);
+  else if constexpr (plain_integer<T>)
+    return stream_format<unsigned long long>(v);
+  else
+    return stream_format(v);
 }
 
 /// A piece of an error message: text, or a number written as format_value writes it. A message is
@@ -80,9 +76,9 @@ class message_part {
   [[gnu::cold, gnu::noinline]] void append_to(std::string& s) const {
     switch (m_kind) {
       case kind::text: s.append(m_text); break;
-      case kind::real: s.append(format_double(m_real)); break;
-      case kind::signed_integer: s.append(format_signed(m_signed)); break;
-      case kind::unsigned_integer: s.append(format_unsigned(m_unsigned)); break;
+      case kind::real: s.append(stream_format(m_real)); break;
+      case kind::signed_integer: s.append(stream_format(m_signed)); break;
+      case kind::unsigned_integer: s.append(stream_format(m_unsigned)); break;
     }
   }
 
