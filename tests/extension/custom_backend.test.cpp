@@ -33,7 +33,13 @@ struct dm::tensor_traits<point_batch> {
   // std::array<double, 2> has no padding, so the points are one contiguous row-major buffer.
   static std::span<double> elements(point_batch& x) { return {x.points.data()->data(), size(x)}; }
   static std::span<const double> elements(const point_batch& x) { return {x.points.data()->data(), size(x)}; }
-  static std::string shape_string(const point_batch& x) { return "[" + std::to_string(x.points.size()) + ", 2]"; }
+  static std::string shape_string(const point_batch& x) {
+    // Not "[" + std::to_string(n) + ...: inlined into the library's failure paths, that form trips
+    // a known GCC 12 -Wrestrict false positive at -O3 (std::string::insert of a literal).
+    std::string s = std::to_string(x.points.size());
+    s.append(", 2]");
+    return '[' + s;
+  }
 };
 static_assert(dm::tensor<point_batch>);
 
