@@ -65,7 +65,7 @@ struct tensor_traits<Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>> {
   static std::span<const Scalar> elements(const T& x) { return {x.data(), size(x)}; }
   static std::string shape_string(const T& x) {
     std::string s = "[";
-    for (int i = 0; i < Rank; ++i) s += (i ? ", " : "") + std::to_string(x.dimension(i));
+    for (int i = 0; i < Rank; ++i) s.append(i ? ", " : "").append(std::to_string(x.dimension(i)));
     return s + "]";
   }
 };
@@ -330,7 +330,7 @@ class eigen_backend {
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
     check_shape("eigen_backend::clamp", "x", y, x);
     if (!(lo <= hi)) [[unlikely]]
-      throw_invalid("eigen_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
+      detail::throw_invalid_parts("eigen_backend::clamp", {"lo"}, lo, {"[-inf, hi] with hi = ", hi});
     Scalar* const yd = y.data();
     const Scalar* const xd = x.data();
     auto pass = [&](std::size_t begin, std::size_t end) {
@@ -430,7 +430,7 @@ class eigen_backend {
   template <class... Rest>
   static void check_terms(const tensor_type& y, int k, Scalar, const tensor_type& x, const Rest&... rest) {
     if (!tensor_traits<tensor_type>::same_shape(y, x)) [[unlikely]]
-      check_shape("eigen_backend::lincomb", "x" + std::to_string(k), y, x);
+      detail::throw_shape_mismatch(x, y, "eigen_backend::lincomb", detail::concat({"x", k}), "the shape of y");
     check_terms(y, k + 1, rest...);
   }
 
@@ -438,16 +438,14 @@ class eigen_backend {
   // read or write out of bounds; a few integer compares per call cost nothing next to the pass.
   static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
                           const tensor_type& x) {
-    using traits = tensor_traits<tensor_type>;
-    if (!traits::same_shape(y, x))
-      throw_invalid(where, parameter, "a tensor of shape " + traits::shape_string(x),
-                    "shape " + traits::shape_string(y) + " (the shape of y)");
+    if (!tensor_traits<tensor_type>::same_shape(y, x)) [[unlikely]]
+      detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
   }
 
   static void check_coefficients(std::string_view where, std::string_view parameter, std::span<const Scalar> c,
                                  Eigen::Index batch) {
-    require(c.size() == static_cast<std::size_t>(batch), where, parameter, c.size(),
-            "the batch size, " + std::to_string(batch));
+    if (c.size() != static_cast<std::size_t>(batch)) [[unlikely]]
+      detail::throw_invalid_parts(where, {parameter}, c.size(), {"the batch size, ", batch});
   }
 
   [[no_unique_address]] detail::eigen_executor<Device> m_exec;

@@ -88,8 +88,8 @@ class fork_join_pool {
   template <class Task>
   void run(std::size_t tasks, Task& task) {
     if (tasks > static_cast<std::size_t>(m_threads)) [[unlikely]]
-      throw_invalid("fork_join_pool::run", "tasks", tasks,
-                    "[0, num_threads()] with num_threads() = " + std::to_string(m_threads));
+      detail::throw_invalid_parts("fork_join_pool::run", {"tasks"}, tasks,
+                                  {"[0, num_threads()] with num_threads() = ", m_threads});
     if (tasks == 0) return;
     if (tasks == 1 || t_inside == this) {
       for (std::size_t k = 0; k < tasks; ++k) task(k);

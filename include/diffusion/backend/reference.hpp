@@ -30,8 +30,8 @@ struct reference_tensor {
   reference_tensor(std::vector<std::size_t> shape_, std::vector<Scalar> data_)
       : shape(std::move(shape_)), data(std::move(data_)) {
     const std::size_t n = std::accumulate(shape.begin(), shape.end(), std::size_t{1}, std::multiplies<>{});
-    require(data.size() == n, "reference_tensor", "data.size()", data.size(),
-            "the product of the shape, " + std::to_string(n));
+    if (data.size() != n) [[unlikely]]
+      detail::throw_invalid_parts("reference_tensor", {"data.size()"}, data.size(), {"the product of the shape, ", n});
   }
 };
 
@@ -47,7 +47,7 @@ struct tensor_traits<reference_tensor<Scalar>> {
   static std::span<const Scalar> elements(const T& x) { return x.data; }
   static std::string shape_string(const T& x) {
     std::string s = "[";
-    for (std::size_t i = 0; i < x.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(x.shape[i]);
+    for (std::size_t i = 0; i < x.shape.size(); ++i) s.append(i ? ", " : "").append(std::to_string(x.shape[i]));
     return s + "]";
   }
 };

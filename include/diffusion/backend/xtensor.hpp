@@ -57,7 +57,7 @@ namespace detail {
 template <class Shape>
 std::string xtensor_shape_string(const Shape& shape) {
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) s.append(i ? ", " : "").append(std::to_string(shape[i]));
   return s + "]";
 }
 
@@ -246,20 +246,19 @@ class basic_xtensor_backend {
   static void check_term(const tensor_type& y, int k, const tensor_type& x) {
     // xtensor would broadcast (or resize y to) a mismatched shape instead of failing.
     if (!traits::same_shape(y, x)) [[unlikely]]
-      check_shape("xtensor_backend::lincomb", "x" + std::to_string(k), y, x);
+      detail::throw_shape_mismatch(x, y, "xtensor_backend::lincomb", detail::concat({"x", k}), "the shape of y");
   }
 
   static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
                           const tensor_type& x) {
     if (!traits::same_shape(y, x)) [[unlikely]]
-      throw_invalid(where, parameter, "a tensor of shape " + traits::shape_string(x),
-                    "shape " + traits::shape_string(y) + " (the shape of y)");
+      detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
   }
 
   static void check_coefficients(std::string_view where, std::string_view parameter,
                                  std::span<const scalar_type> c, std::size_t batch) {
     if (c.size() != batch) [[unlikely]]
-      throw_invalid(where, parameter, c.size(), "the batch size, " + std::to_string(batch));
+      detail::throw_invalid_parts(where, {parameter}, c.size(), {"the batch size, ", batch});
   }
 };
 

@@ -114,7 +114,7 @@ class engine_noise {
     if (batch == 0 && size != 0)
       throw_invalid("engine_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
     if (batch != 0 && size % batch != 0)
-      throw_invalid("engine_noise", "batch", batch, "a divisor of out.size() = " + std::to_string(size));
+      detail::throw_invalid_parts("engine_noise", {"batch"}, batch, {"a divisor of out.size() = ", size});
   }
 
   Engine m_engine;

@@ -182,12 +182,11 @@ class philox_noise {
     if (batch == 0 && size != 0)
       throw_invalid("philox_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
     if (batch != 0 && size % batch != 0)
-      throw_invalid("philox_noise", "batch", batch, "a divisor of out.size() = " + std::to_string(size));
+      detail::throw_invalid_parts("philox_noise", {"batch"}, batch, {"a divisor of out.size() = ", size});
     if (draw > max_word) throw_invalid("philox_noise", "draw index", draw, "[0, 2^32)");
     if (end > size)
-      throw_invalid("philox_noise", "end", end,
-                    "[begin, out.size()] = [" + std::to_string(begin) + ", " + std::to_string(size) + "]");
-    if (begin > end) throw_invalid("philox_noise", "begin", begin, "[0, end] = [0, " + std::to_string(end) + "]");
+      detail::throw_invalid_parts("philox_noise", {"end"}, end, {"[begin, out.size()] = [", begin, ", ", size, "]"});
+    if (begin > end) detail::throw_invalid_parts("philox_noise", {"begin"}, begin, {"[0, end] = [0, ", end, "]"});
     if (m_per_sample_streams && batch > 0 && m_stream + std::uint64_t{batch} - 1 > max_word)
       throw_invalid("philox_noise", "stream + batch - 1", m_stream + std::uint64_t{batch} - 1,
                     "[0, 2^32) (per-sample streams are 32-bit)");

@@ -62,17 +62,16 @@ class replay_noise {
   // Checks without consuming; the fill functions consume only after every check passed.
   const std::vector<double>& next_array(std::size_t n) const {
     if (m_next >= m_arrays.size())
-      throw_invalid("replay_noise", "draw index", m_next,
-                    "[0, " + std::to_string(m_arrays.size()) + ") (arrays supplied)");
+      detail::throw_invalid_parts("replay_noise", {"draw index"}, m_next, {"[0, ", m_arrays.size(), ") (arrays supplied)"});
     const std::vector<double>& a = m_arrays[m_next];
     if (a.size() != n)
-      throw_invalid("replay_noise", "arrays[" + std::to_string(m_next) + "].size()", a.size(),
-                    std::to_string(n) + " (the number of elements of the tensor being filled)");
+      detail::throw_invalid_parts("replay_noise", {"arrays[", m_next, "].size()"}, a.size(),
+                                  {n, " (the number of elements of the tensor being filled)"});
     return a;
   }
 
   std::string element_name(std::size_t i) const {
-    return "arrays[" + std::to_string(m_next) + "][" + std::to_string(i) + "]";
+    return detail::concat({"arrays[", m_next, "][", i, "]"});
   }
 
   template <class S>
