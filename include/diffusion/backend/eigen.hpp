@@ -142,9 +142,22 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements).
   template <class F>
   void for_ranges(std::size_t n, F& f) const {
+    if (n < m_threshold || n <= granule) [[likely]] {
+      f(std::size_t{0}, n);
+      return;
+    }
+    split(n, f);
+  }
+
+ private:
+  static constexpr std::size_t granule = 16;
+
+  // Out of line, so that the serial path above stays a compare in front of the pass.
+  template <class F>
+  [[gnu::noinline]] void split(std::size_t n, F& f) const {
     const std::size_t threads = static_cast<std::size_t>(
         m_fork_join ? m_fork_join->num_threads() : (m_device.numThreads() > 1 ? m_device.numThreads() : 1));
-    if (n < m_threshold || threads == 1 || n <= granule) {
+    if (threads == 1) {
       f(std::size_t{0}, n);
       return;
     }
@@ -160,9 +173,6 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
     else
       run_on_eigen_pool(ranges, range);
   }
-
- private:
-  static constexpr std::size_t granule = 16;
 
   // Must not be called from a task running on the same pool (it would wait for itself).
   template <class Range>
