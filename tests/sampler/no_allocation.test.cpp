@@ -61,4 +61,15 @@ TEST_CASE("the DDPM and DDIM step loops allocate nothing", "[sampler][allocation
                                 philox_noise(1));
     check_no_allocation_in_loop(ddim(process, grid, {.eta = 0.5}), be, x, philox_noise(1));
   }
+  SECTION("Eigen ThreadPoolDevice on an eigen_thread_pool, every pass split over two threads") {
+    // The fork-join pool hands a pass to its workers through a pointer to the caller's task (no
+    // per-pass state on the heap), so a threaded step allocates nothing either.
+    eigen_thread_pool pool{2};
+    eigen_backend<float, 2, Eigen::ThreadPoolDevice> be{pool, 0};
+    Eigen::Tensor<float, 2, Eigen::RowMajor> x(64, 2);
+    x.setZero();
+    check_no_allocation_in_loop(ddpm_ancestral(process, grid, {.correction = x0_correction::clip(1.0)}), be, x,
+                                philox_noise(1));
+    check_no_allocation_in_loop(ddim(process, grid, {.eta = 0.5}), be, x, philox_noise(1));
+  }
 }
