@@ -124,18 +124,21 @@ inline constexpr double langevin_snr = 0.16;
 inline dm::vp_discrete ddpm_process() { return dm::vp_discrete::linear(1e-4, 0.02, 1000); }
 inline dm::vp_sde sde_process() { return dm::vp_sde(0.1, 20.0, 1000); }
 
-/// DDPM ancestral (Ho et al. 2020, Alg. 2): x = a x + b eps + c z, one lincomb.
-struct ddpm_case {
-  static constexpr const char* name = "ddpm";
-  static constexpr bool stochastic = true;
-  dm::ddpm_ancestral<dm::vp_discrete> sampler{ddpm_process(), dm::leading_grid(1000, 1000)};
-  null_model<dm::eps_param> model;
+/// What the cases built on a whole sampler share: the sampler, a model that costs nothing, the
+/// sampler's own workspace with the model output and the noise filled in, and one step at
+/// step_index.
+template <class Sampler, class Param>
+struct sampler_case {
+  Sampler sampler;
+  null_model<Param> model;
+
+  explicit sampler_case(Sampler s) : sampler(std::move(s)) {}
 
   template <class Be, class T>
   auto workspace(Be& be, const T& x) const {
     auto ws = sampler.make_workspace(be, x);
     ws.need_prediction = false;  // as the driver sets it without an observer
-    randomize(ws.model_out, 2);
+    randomize(pred(ws), 2);
     randomize(ws.noise, 3);
     return ws;
   }
@@ -143,60 +146,37 @@ struct ddpm_case {
   void step(Be& be, N& noise, W& ws, T& x) {
     sampler.step(be, model, noise, ws, x, step_index);
   }
+  /// The model output in the workspace: eps for the DDPM family, the score for the SDE samplers.
   template <class W>
-  static auto& pred(W& ws) { return ws.model_out; }
+  static auto& pred(W& ws) {
+    if constexpr (requires { ws.model_out; })
+      return ws.model_out;
+    else
+      return ws.score;
+  }
   template <class W>
   static auto& noise(W& ws) { return ws.noise; }
+};
+
+/// DDPM ancestral (Ho et al. 2020, Alg. 2): x = a x + b eps + c z, one lincomb.
+struct ddpm_case : sampler_case<dm::ddpm_ancestral<dm::vp_discrete>, dm::eps_param> {
+  static constexpr const char* name = "ddpm";
+  static constexpr bool stochastic = true;
+  ddpm_case() : sampler_case(dm::ddpm_ancestral<dm::vp_discrete>(ddpm_process(), dm::leading_grid(1000, 1000))) {}
 };
 
 /// DDIM with eta = 0 (Song, Meng & Ermon 2021, Eq. 12): x = a x + b eps, one lincomb.
-struct ddim_case {
+struct ddim_case : sampler_case<dm::ddim<dm::vp_discrete>, dm::eps_param> {
   static constexpr const char* name = "ddim";
   static constexpr bool stochastic = false;
-  dm::ddim<dm::vp_discrete> sampler{ddpm_process(), dm::leading_grid(1000, 1000), {.eta = 0.0}};
-  null_model<dm::eps_param> model;
-
-  template <class Be, class T>
-  auto workspace(Be& be, const T& x) const {
-    auto ws = sampler.make_workspace(be, x);
-    ws.need_prediction = false;
-    randomize(ws.model_out, 2);
-    randomize(ws.noise, 3);
-    return ws;
-  }
-  template <class Be, class N, class W, class T>
-  void step(Be& be, N& noise, W& ws, T& x) {
-    sampler.step(be, model, noise, ws, x, step_index);
-  }
-  template <class W>
-  static auto& pred(W& ws) { return ws.model_out; }
-  template <class W>
-  static auto& noise(W& ws) { return ws.noise; }
+  ddim_case() : sampler_case(dm::ddim<dm::vp_discrete>(ddpm_process(), dm::leading_grid(1000, 1000), {.eta = 0.0})) {}
 };
 
 /// Euler-Maruyama on the reverse VP SDE (Song et al. 2021, Eq. 6) with a score model.
-struct em_case {
+struct em_case : sampler_case<dm::predictor_corrector<dm::vp_sde>, dm::score_param> {
   static constexpr const char* name = "euler_maruyama";
   static constexpr bool stochastic = true;
-  dm::predictor_corrector<dm::vp_sde> sampler = dm::euler_maruyama(sde_process());
-  null_model<dm::score_param> model;
-
-  template <class Be, class T>
-  auto workspace(Be& be, const T& x) const {
-    auto ws = sampler.make_workspace(be, x);
-    ws.need_prediction = false;
-    randomize(ws.score, 2);
-    randomize(ws.noise, 3);
-    return ws;
-  }
-  template <class Be, class N, class W, class T>
-  void step(Be& be, N& noise, W& ws, T& x) {
-    sampler.step(be, model, noise, ws, x, step_index);
-  }
-  template <class W>
-  static auto& pred(W& ws) { return ws.score; }
-  template <class W>
-  static auto& noise(W& ws) { return ws.noise; }
+  em_case() : sampler_case(dm::euler_maruyama(sde_process())) {}
 };
 
 /// One Langevin corrector step with the snr rule (Song et al. 2021, Alg. 5), score model.
