@@ -48,10 +48,10 @@ inline constexpr unsigned tight_spins = 512;
 ///     diffusion::fork_join_pool pool{2};
 ///     pool.run(2, [&](std::size_t k) { /* half k of the work */ });
 ///
-/// After a pass a worker spins (busy-waits) for `spin` before it sleeps on a condition variable, so the next
-/// pass within that time starts at the cost of a cache-line exchange instead of a wake-up. The
-/// price is CPU time burnt by idle workers for up to `spin` after every pass; `spin` = 0 makes
-/// them sleep at once (each pass then pays the wake-up).
+/// After a pass a worker spins (busy-waits) for `spin` before it sleeps on a condition variable,
+/// so the next pass within that time starts at the cost of a cache-line exchange instead of a
+/// wake-up. The price is CPU time burnt by idle workers for up to `spin` after every pass;
+/// `spin` = 0 makes them sleep at once (each pass then pays the wake-up).
 ///
 /// Neither copyable nor movable (the workers point at it). run() may be called from several
 /// threads (passes are serialised) and from inside a task of the same pool (the inner pass then
