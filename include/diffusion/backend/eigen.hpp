@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The Eigen backend: tensor_traits for row-major Eigen::Tensor and a backend whose every operation
-// is one Eigen assignment `y.device(d) = expr`, so one line runs on DefaultDevice and on
-// ThreadPoolDevice (and could run on a GPU device later). This is one of the two places in the
-// library that may include Eigen (DESIGN.md, Layers).
+// is one Eigen expression, evaluated over flat maps of a range of the elements: the whole tensor on
+// DefaultDevice, one range per thread on ThreadPoolDevice (the same expression, so the same bits).
+// This is one of the two places in the library that may include Eigen (DESIGN.md, Layers).
 #pragma once
 
 #include <array>
@@ -214,7 +214,7 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
 
 /// The Eigen backend over `Eigen::Tensor<Scalar, Rank, Eigen::RowMajor>`.
 ///
-/// Every operation is a single Eigen assignment, so each is one fused pass over memory with no
+/// Every operation is a single Eigen expression, so each is one fused pass over memory with no
 /// temporaries, and y may alias any input (all operations are elementwise). Sums are formed left to
 /// right, `x1*a1 + x2*a2 + ...`, exactly as the reference backend forms them, so the two agree.
 ///
@@ -307,7 +307,7 @@ class eigen_backend {
   }
 
   /// y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...]: one coefficient pair per batch sample s, in one
-  /// pass (the [B] coefficients are broadcast over a [B, D] view of the tensors). y may alias x1, x2.
+  /// pass (each sample's elements are one segment with its pair). y may alias x1, x2.
   void lincomb_per_sample(tensor_type& y, std::span<const Scalar> a, const tensor_type& x1,
                           std::span<const Scalar> b, const tensor_type& x2) const {
     constexpr std::string_view where = "eigen_backend::lincomb_per_sample";
