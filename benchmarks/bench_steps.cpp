@@ -115,9 +115,9 @@ void fused_step(benchmark::State& st, const shape& s) {
   count(st, s);
 }
 
-/// The hand-fused loop on two threads, split by the backend's own fork-join (the executor that
-/// fill_normal and lincomb_noise use, one range per thread, from any size): what lincomb would cost
-/// if it split its work the same way instead of through Eigen's parallelFor.
+/// The hand-fused loop on two threads, split by the backend's own executor (one range per thread on
+/// the eigen_thread_pool's fork_join_pool, from any size, threshold 0): the hand-written twin of
+/// the library's threaded step, which splits its passes the same way.
 template <class Case, int R>
 void fused_step_two_threads(benchmark::State& st, const shape& s) {
   fused_runner<Case, R> f;
