@@ -44,7 +44,7 @@ inline std::vector<shape> issue_shapes() {
 
 /// Extra sizes for the thread table, around the backend's 64K-element threshold.
 inline std::vector<shape> threshold_shapes() {
-  return {{"4x8192", {4, 8192}}, {"8x8192", {8, 8192}}, {"16x8192", {16, 8192}}};
+  return {{"2x1024", {2, 1024}}, {"2x2048", {2, 2048}}, {"4x8192", {4, 8192}}, {"8x8192", {8, 8192}}, {"16x8192", {16, 8192}}};
 }
 
 template <int Rank>

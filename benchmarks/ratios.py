@@ -16,7 +16,7 @@ import json
 import sys
 
 ISSUE_SHAPES = ["2x4096", "16x3x64x64", "64x3x32x32"]
-THREAD_SHAPES = ["2x4096", "4x8192", "8x8192", "16x8192", "16x3x64x64", "64x3x32x32"]
+THREAD_SHAPES = ["2x1024", "2x2048", "2x4096", "4x8192", "8x8192", "16x8192", "16x3x64x64", "64x3x32x32"]
 SAMPLERS = [("ddpm", "DDPM ancestral"), ("ddim", "DDIM, eta = 0"), ("euler_maruyama", "Euler-Maruyama"),
             ("langevin", "Langevin corrector"), ("pf_heun", "probability-flow Heun")]
 DETERMINISTIC = ["ddim", "pf_heun"]

@@ -340,10 +340,17 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     CHECK(src.threads.count(std::this_thread::get_id()) == 1);
     for (std::size_t j = 0; j < n; j += 97) CHECK(z.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }
-  SECTION("pool(2), default threshold: threads only from 65536 elements") {
+  SECTION("pool(2), default threshold: a noise pass splits from 65536 / 16 = 4096 elements") {
+    using backend = dm::eigen_backend<float, 2, pool_device>;
+    STATIC_REQUIRE(backend::default_parallel_threshold / backend::noise_pass_weight == 4096);
     recording_source src;
-    dm::eigen_backend<float, 2, pool_device>{pool2()}.fill_normal(z, src);
-    CHECK(src.ranges.size() == (n >= 65536 ? 2u : 1u));
+    backend{pool2()}.fill_normal(z, src);
+    CHECK(src.ranges.size() == (n >= 4096 ? 2u : 1u));
+  }
+  SECTION("pool(2), a threshold of its own: a noise pass splits from threshold / 16 elements") {
+    recording_source src;
+    dm::eigen_backend<float, 2, pool_device>{pool2(), 16 * 1001}.fill_normal(z, src);
+    CHECK(src.ranges.size() == (n >= 1001 ? 2u : 1u));
   }
   SECTION("pool(1): one range") {
     recording_source src;

@@ -117,7 +117,7 @@ template <>
 class eigen_executor<Eigen::DefaultDevice> {
  public:
   template <class F>
-  void for_ranges(std::size_t n, F& f) const {
+  void for_ranges(std::size_t n, F& f, std::size_t /*weight*/ = 1) const {
     f(std::size_t{0}, n);
   }
 };
@@ -139,10 +139,12 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   /// elements long except the last (whole Philox counters of 4 words; whole 64-byte cache lines of
   /// float in a line-aligned buffer, so threads do not share a line). The caller runs the first
   /// range itself and waits for the others. Below the threshold, one range on the calling thread:
-  /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements).
+  /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements). `weight` is
+  /// what an element of the pass costs against one of a memory-bound pass (a lincomb): a pass
+  /// `weight` times dearer per element pays for the fork-join at `weight` times fewer elements.
   template <class F>
-  void for_ranges(std::size_t n, F& f) const {
-    if (n < m_threshold || n <= granule) [[likely]] {
+  void for_ranges(std::size_t n, F& f, std::size_t weight = 1) const {
+    if (n * weight < m_threshold || n <= granule) [[likely]] {
       f(std::size_t{0}, n);
       return;
     }
@@ -246,6 +248,12 @@ class eigen_backend {
   /// its workers sleep between passes, and waking one cost ~35 us on the same machine, more than a
   /// deterministic step over 1M elements takes on one thread.
   static constexpr std::size_t default_device_parallel_threshold = std::size_t{1} << 20;
+  /// What an element of a pass that generates noise (fill_normal, lincomb_noise) counts for
+  /// against the threshold. A Philox normal costs ~1 ns per element at -O3 -march=native and
+  /// ~3.5 ns at plain -O2, 12-25 times a lincomb's element (docs/PERFORMANCE.md), so such a pass
+  /// splits from threshold / 16 elements: 4096 with the default threshold, where two threads
+  /// already take it ~1.7x faster.
+  static constexpr std::size_t noise_pass_weight = 16;
 
   eigen_backend()
     requires(!is_threaded)
@@ -260,7 +268,8 @@ class eigen_backend {
     requires is_threaded
       : m_exec(device, parallel_threshold) {}
 
-  /// Runs on `pool`, which must outlive the backend.
+  /// Runs on `pool`, which must outlive the backend, for passes over at least `parallel_threshold`
+  /// elements (parallel_threshold / noise_pass_weight for the passes that draw noise).
   explicit eigen_backend(const eigen_thread_pool& pool, std::size_t parallel_threshold = default_parallel_threshold)
     requires is_threaded
       : m_exec(pool.device(), pool.fork_join(), parallel_threshold) {}
@@ -355,7 +364,7 @@ class eigen_backend {
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
   /// (noise.next_draw() once). Each element is a pure function of its index, so the bits equal
   /// noise.fill_normal(elements(z), batch_size(z)) whatever the device and thread count; on a thread
-  /// pool above the threshold the elements are split into one range per thread.
+  /// pool from threshold / noise_pass_weight elements they are split into one range per thread.
   template <class Noise>
     requires detail::range_normal_source<Noise, Scalar>
   void fill_normal(tensor_type& z, Noise& noise) const {
@@ -365,7 +374,7 @@ class eigen_backend {
     if (out.empty()) return;
     const Noise& source = noise;
     auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
-    m_exec.for_ranges(out.size(), fill);
+    m_exec.for_ranges(out.size(), fill, noise_pass_weight);
   }
 
   /// y = a*x + b*e + c*z, where z is one fresh draw of standard normal noise from `noise`
@@ -401,7 +410,7 @@ class eigen_backend {
         yv.device(serial_device()) = xv * a + ev * b + zv * c;
       }
     };
-    m_exec.for_ranges(n, update);
+    m_exec.for_ranges(n, update, noise_pass_weight);
   }
 
   /// Elements of noise generated per block inside lincomb_noise: small enough for the first-level
