@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstddef>
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <set>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -88,6 +90,39 @@ TEST_CASE("fork_join_pool: every task of every pass runs exactly once", "[backen
       std::this_thread::sleep_for(2ms);
     }
   }
+}
+
+TEST_CASE("fork_join_pool: tasks copied into the pass line and tasks referred to see the same values",
+          "[backend][threads]") {
+  // A small by-value task travels in the pass line (a copy); a larger one, a mutable one and one
+  // that is not trivially copyable are called where they are. Each pass captures new values, so a
+  // stale copy would show; the mutable one's own state must be the caller's afterwards.
+  dm::fork_join_pool pool{2, GENERATE(0us, 100us)};
+  std::vector<long long> out(2, 0);
+  long long* const o = out.data();
+  for (long long p = 1; p <= 200; ++p) {
+    auto small = [o, p](std::size_t k) { o[k] += p; };  // 16 bytes
+    pool.run(2, small);
+    const std::array<long long, 8> big{p, p, p, p, p, p, p, p};  // 72 bytes with the pointer
+    auto large = [o, big](std::size_t k) { o[k] += big[k]; };
+    pool.run(2, large);
+    const std::string text(static_cast<std::size_t>(p % 7), 'x');
+    auto owning = [o, text](std::size_t k) { o[k] += static_cast<long long>(text.size()); };
+    pool.run(2, owning);
+  }
+  long long want = 0;
+  for (long long p = 1; p <= 200; ++p) want += 2 * p + p % 7;
+  CHECK(out[0] == want);
+  CHECK(out[1] == want);
+
+  // Trivially copyable and small, but not callable as const: called in place, so its state is
+  // the caller's afterwards.
+  struct counting {
+    std::array<int, 2> seen{};
+    void operator()(std::size_t k) { ++seen[k]; }
+  } c;
+  for (int pass = 0; pass < 3; ++pass) pool.run(2, c);
+  CHECK(c.seen == std::array<int, 2>{3, 3});
 }
 
 TEST_CASE("fork_join_pool rethrows a task's exception on the caller and stays usable", "[backend][threads]") {
@@ -194,7 +229,9 @@ TEST_CASE("eigen_thread_pool: the backend splits its passes on its fork_join_poo
     for (Eigen::Index i = 0; i < z.size(); ++i) REQUIRE(z.data()[i] == static_cast<float>(i));
   }
   SECTION("below the threshold: one range on the calling thread") {
-    const dm::eigen_backend<float, 2, Eigen::ThreadPoolDevice> be{pool, 101};
+    // A noise pass counts noise_pass_weight times its elements against the threshold.
+    using backend = dm::eigen_backend<float, 2, Eigen::ThreadPoolDevice>;
+    const backend be{pool, 101 * backend::noise_pass_weight};
     recording_source source;
     be.fill_normal(z, source);
     REQUIRE(source.calls.size() == 1);

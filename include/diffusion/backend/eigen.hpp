@@ -166,10 +166,19 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
     const std::size_t chunk = (n + threads - 1) / threads;
     const std::size_t length = (chunk + granule - 1) / granule * granule;
     const std::size_t ranges = (n + length - 1) / length;
-    auto range = [&](std::size_t r) {
-      const std::size_t begin = r * length;
-      f(begin, begin + length < n ? begin + length : n);
-    };
+    // A pass that captures values is copied into the range task, which the pool can then hand
+    // to a worker whole (fork_join_pool::publish); one that captures references is referred to.
+    if constexpr (std::is_trivially_copyable_v<F>) {
+      auto range = [f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
+      run_ranges(ranges, range);
+    } else {
+      auto range = [&f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
+      run_ranges(ranges, range);
+    }
+  }
+
+  template <class Range>
+  void run_ranges(std::size_t ranges, Range& range) const {
     if (m_fork_join)
       m_fork_join->run(ranges, range);
     else
@@ -303,7 +312,8 @@ class eigen_backend {
     std::array<const Scalar*, terms> x;
     collect_terms(a.data(), x.data(), a1, x1, rest...);
     Scalar* const yd = y.data();
-    auto pass = [&](std::size_t begin, std::size_t end) {
+    // Captured by value: a worker then finds them in the pass line (fork_join_pool::publish).
+    auto pass = [a, x, yd](std::size_t begin, std::size_t end) {
       const auto m = static_cast<Eigen::Index>(end - begin);
       vector yv(yd + begin, m);
       // The maps live here: Eigen expressions may hold their leaves by reference.
@@ -332,7 +342,7 @@ class eigen_backend {
     Scalar* const yd = y.data();
     const Scalar* const x1d = x1.data();
     const Scalar* const x2d = x2.data();
-    auto pass = [&](std::size_t begin, std::size_t end) {
+    auto pass = [a, b, d, yd, x1d, x2d](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end;) {
         const std::size_t sample = i / d, stop = std::min(end, (sample + 1) * d);
         const auto m = static_cast<Eigen::Index>(stop - i);
@@ -352,7 +362,7 @@ class eigen_backend {
       detail::throw_invalid_parts("eigen_backend::clamp", {"lo"}, lo, {"[-inf, hi] with hi = ", hi});
     Scalar* const yd = y.data();
     const Scalar* const xd = x.data();
-    auto pass = [&](std::size_t begin, std::size_t end) {
+    auto pass = [yd, xd, lo, hi](std::size_t begin, std::size_t end) {
       const auto m = static_cast<Eigen::Index>(end - begin);
       vector yv(yd + begin, m);
       const const_vector xv(xd + begin, m);

@@ -12,8 +12,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
@@ -84,7 +87,8 @@ class fork_join_pool {
 
   /// Calls task(k) once for every k in [0, tasks) and returns when all calls have returned; task 0
   /// runs on the calling thread. If calls throw, the first exception (in time) is rethrown here
-  /// after all calls have ended.
+  /// after all calls have ended. A task that is trivially copyable, callable as const and at most
+  /// 48 bytes is called through a copy (see publish): a lambda capturing a few values by value.
   template <class Task>
   void run(std::size_t tasks, Task& task) {
     if (tasks > static_cast<std::size_t>(m_threads)) [[unlikely]]
@@ -96,15 +100,14 @@ class fork_join_pool {
       return;
     }
     const std::lock_guard serial(m_run);
-    m_pass.task = &task;
-    m_pass.invoke = [](void* f, std::size_t k) { (*static_cast<Task*>(f))(k); };
-    m_pass.tasks = tasks;
+    publish(task);
+    m_pass.tasks = static_cast<std::uint32_t>(tasks);
     // Every worker acknowledges every pass, even one without a task for it: then no worker can
     // still be reading this pass's fields when the next pass writes them.
     const std::size_t done = m_done_expected += m_workers.size();
     // seq_cst with the workers' m_sleepers increment: either a worker about to sleep sees the new
     // generation in its wait, or this thread sees it counted and wakes it.
-    m_pass.generation.fetch_add(1, std::memory_order_seq_cst);
+    m_pass.generation.fetch_add(pass_step, std::memory_order_seq_cst);
     if (m_sleepers.load(std::memory_order_seq_cst) > 0) wake_all();
 
     const fork_join_pool* const outer = t_inside;
@@ -134,9 +137,32 @@ class fork_join_pool {
     return spin;
   }
 
+  /// Puts the task into the pass line: a copy of it when it is small and trivially copyable (a
+  /// lambda that captures a few values), so that a worker finds everything the pass needs in the
+  /// one line that told it to start; otherwise a pointer to it (the worker then fetches the task
+  /// from the caller's frame). Chasing references into the caller's frame cost a dependent
+  /// transfer between the cores each, ~0.1 us apiece (docs/PERFORMANCE.md, Two threads).
+  template <class Task>
+  void publish(Task& task) noexcept {
+    if constexpr (std::is_trivially_copyable_v<Task> && std::is_invocable_v<const Task&, std::size_t> &&
+                  sizeof(Task) <= sizeof(m_pass.payload) && alignof(Task) <= alignof(decltype(m_pass))) {
+      // memcpy creates the copy: a trivially copyable closure is an implicit-lifetime type.
+      std::memcpy(m_pass.payload, static_cast<const void*>(&task), sizeof(Task));
+      m_pass.invoke = [](void* payload, std::size_t k) { (*std::launder(static_cast<const Task*>(payload)))(k); };
+    } else {
+      Task* const address = &task;
+      std::memcpy(m_pass.payload, &address, sizeof address);
+      m_pass.invoke = [](void* payload, std::size_t k) {
+        Task* f;
+        std::memcpy(&f, payload, sizeof f);
+        (*f)(k);
+      };
+    }
+  }
+
   void call(std::size_t k) noexcept {
     try {
-      m_pass.invoke(m_pass.task, k);
+      m_pass.invoke(m_pass.payload, k);
     } catch (...) {
       const std::lock_guard lock(m_error_mutex);
       if (!m_error) m_error = std::current_exception();
@@ -151,7 +177,7 @@ class fork_join_pool {
     for (;;) {
       wait_for_pass(seen);
       seen = m_pass.generation.load(std::memory_order_acquire);
-      if (m_pass.stopping.load(std::memory_order_acquire)) return;
+      if (seen & stop_bit) return;
       if (k < m_pass.tasks) call(k);
       m_done.fetch_add(1, std::memory_order_acq_rel);
     }
@@ -180,8 +206,7 @@ class fork_join_pool {
   }
 
   void stop() noexcept {
-    m_pass.stopping.store(true, std::memory_order_release);
-    m_pass.generation.fetch_add(1, std::memory_order_seq_cst);
+    m_pass.generation.fetch_or(stop_bit, std::memory_order_seq_cst);
     wake_all();
     for (auto& w : m_workers)
       if (w.joinable()) w.join();
@@ -193,14 +218,16 @@ class fork_join_pool {
 
   // The pass being run, in one cache line, so the line that tells a worker a pass has begun also
   // brings it the pass: written by run() before the generation is bumped, read by the workers after
-  // they see the new generation (the fetch_add / acquire load pair orders them).
+  // they see the new generation (the fetch_add / acquire load pair orders them). The generation
+  // counts passes in steps of 2; its lowest bit, once set, tells the workers to stop.
+  static constexpr std::uint32_t pass_step = 2, stop_bit = 1;
   struct alignas(64) pass_line {
     std::atomic<std::uint32_t> generation{0};
-    std::atomic<bool> stopping{false};
-    std::size_t tasks = 0;
-    void* task = nullptr;
+    std::uint32_t tasks = 0;
     void (*invoke)(void*, std::size_t) = nullptr;
+    alignas(16) unsigned char payload[48];  // the task, or a pointer to it (publish)
   } m_pass;
+  static_assert(sizeof(pass_line) == 64, "the pass must fit one cache line");
   // Passes acknowledged by the workers, counted up (never reset, so the caller writes nothing the
   // workers must fetch back): a pass is over when it reaches m_done_expected.
   alignas(64) std::atomic<std::size_t> m_done{0};
