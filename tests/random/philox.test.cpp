@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include <diffusion/random/philox.hpp>
@@ -113,7 +114,19 @@ TEST_CASE("philox4x32_10_blocks gives philox4x32_10 word for word, on every SIMD
   // The block generator runs groups of counters side by side (32 at a time with AVX-512, 8 with
   // AVX2, 2 with SSE2), then single vectors, then a partial one: every length up to two groups of
   // the widest path and beyond, from block starts where the counter carries into word 1 and
-  // wraps around 2^64.
+  // wraps around 2^64. A baseline x86-64 g++ build has two paths, the compiled one and AVX2
+  // (chosen at run time): both are checked, the second where the CPU runs it.
+  using blocks_function = void (*)(std::uint64_t, std::uint32_t, std::uint32_t,
+                                   const diffusion::detail::philox_round_keys&, std::size_t, std::uint32_t*,
+                                   std::uint32_t*, std::uint32_t*, std::uint32_t*);
+  std::vector<std::pair<const char*, blocks_function>> paths{
+      {"dispatched", &diffusion::detail::philox4x32_10_blocks},
+      {"as compiled", &diffusion::detail::philox4x32_10_blocks_as_compiled}};
+#if defined(DIFFUSION_PHILOX_AVX2_DISPATCH)
+  if (diffusion::detail::philox_cpu_has_avx2()) paths.emplace_back("AVX2", &diffusion::detail::philox4x32_10_blocks_avx2);
+#endif
+  const auto [path_name, blocks] = GENERATE_REF(from_range(paths));
+  INFO("path " << path_name);
   const diffusion::detail::philox_round_keys keys({0xa4093822u, 0x299f31d0u});
   const std::uint32_t draw = 5, stream = 0xfffffff0u;
   for (const std::uint64_t block : {std::uint64_t{0}, std::uint64_t{0xffffffffu} - 20, ~std::uint64_t{0} - 40}) {
@@ -123,7 +136,7 @@ TEST_CASE("philox4x32_10_blocks gives philox4x32_10 word for word, on every SIMD
       std::uint32_t* const w1 = w0 + n + 1;
       std::uint32_t* const w2 = w1 + n + 1;
       std::uint32_t* const w3 = w2 + n + 1;
-      diffusion::detail::philox4x32_10_blocks(block, draw, stream, keys, n, w0, w1, w2, w3);
+      blocks(block, draw, stream, keys, n, w0, w1, w2, w3);
       for (std::size_t i = 0; i < n; ++i) {
         const std::uint64_t c = block + i;
         const philox_counter want = diffusion::philox4x32_10(

@@ -176,14 +176,18 @@ philox_x86_group<U> philox_x86_counters(std::uint64_t first, std::uint32_t draw,
   const L::vec m0 = L::broadcast(philox_m4x32_0), m1 = L::broadcast(philox_m4x32_1);
   philox_x86_group<U> g;
   auto& x = g.x;
+  #pragma GCC unroll 4
   for (std::size_t u = 0; u < U; ++u) {
     x[0][u] = L::iota(first + u * L::width);
     x[1][u] = L::high(x[0][u]);
     x[2][u] = L::broadcast(draw);
     x[3][u] = L::broadcast(stream);
   }
+  // Unrolled, also at -O2, whose own unrolling leaves this loop rolled (1.7x slower with AVX2).
+#pragma GCC unroll 10
   for (std::size_t r = 0; r < 10; ++r) {
     const L::vec k0 = L::broadcast(keys.k0[r]), k1 = L::broadcast(keys.k1[r]);
+    #pragma GCC unroll 4
     for (std::size_t u = 0; u < U; ++u) {
       const L::vec p0 = L::mul(x[0][u], m0), p1 = L::mul(x[2][u], m1);
       x[0][u] = L::xor3(L::high(p1), x[1][u], k0);
@@ -196,19 +200,17 @@ philox_x86_group<U> philox_x86_counters(std::uint64_t first, std::uint32_t draw,
 }
 #endif
 
-/// Philox4x32-10 of the n counters (block + i mod 2^64 as words 0-1, draw, stream) for i < n, the
-/// key `keys`, written word by word: w0[i], w1[i], w2[i], w3[i] are words 0-3 of counter i (the
-/// output of philox4x32_10, bit for bit). The layout of separate word arrays is what the normal
-/// transform reads as whole vectors.
-inline void philox4x32_10_blocks(std::uint64_t block, std::uint32_t draw, std::uint32_t stream,
-                                 const philox_round_keys& keys, std::size_t n, std::uint32_t* w0, std::uint32_t* w1,
-                                 std::uint32_t* w2, std::uint32_t* w3) {
+/// philox4x32_10_blocks (below) on the instruction set the compiler targets.
+inline void philox4x32_10_blocks_as_compiled(std::uint64_t block, std::uint32_t draw, std::uint32_t stream,
+                                             const philox_round_keys& keys, std::size_t n, std::uint32_t* w0,
+                                             std::uint32_t* w1, std::uint32_t* w2, std::uint32_t* w3) {
 #if defined(DIFFUSION_PHILOX_X86_SIMD)
   using L = philox_x86_lanes;
   constexpr std::size_t U = L::interleave, W = L::width;
   std::size_t i = 0;
   for (; i + U * W <= n; i += U * W) {
     const auto g = philox_x86_counters<U>(block + i, draw, stream, keys);
+    #pragma GCC unroll 4
     for (std::size_t u = 0; u < U; ++u) {
       L::store_low(w0 + i + u * W, g.x[0][u]);
       L::store_low(w1 + i + u * W, g.x[1][u]);
@@ -242,6 +244,97 @@ inline void philox4x32_10_blocks(std::uint64_t block, std::uint32_t draw, std::u
 #if defined(DIFFUSION_PHILOX_X86_SIMD) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// A build for the x86-64 baseline (SSE2, plain -O2) also gets an AVX2 version, used when the CPU
+// has AVX2 (g++ on GNU/Linux: __builtin_cpu_supports): 0.62 instead of 1.7 ns per word on the
+// reference machine. It is written with g++'s vector extensions and the pmuludq builtin under a
+// target pragma, so that <immintrin.h> (~0.3 s of every compile) is not needed; integer
+// arithmetic, so its words are the same as every other path's.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__gnu_linux__) && !defined(__AVX2__)
+#define DIFFUSION_PHILOX_AVX2_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+using philox_avx2_vec = unsigned long long __attribute__((vector_size(32)));
+
+inline philox_avx2_vec philox_avx2_all(std::uint64_t v) { return philox_avx2_vec{v, v, v, v}; }
+
+/// The even-lane 32x32 -> 64-bit products (pmuludq), as philox_x86_lanes::mul.
+inline philox_avx2_vec philox_avx2_mul(philox_avx2_vec a, philox_avx2_vec b) {
+  using v8si = int __attribute__((vector_size(32)));
+  return reinterpret_cast<philox_avx2_vec>(
+      __builtin_ia32_pmuludq256(reinterpret_cast<v8si>(a), reinterpret_cast<v8si>(b)));
+}
+
+inline void philox_avx2_store_low(std::uint32_t* out, philox_avx2_vec a) {
+  using v8si = int __attribute__((vector_size(32)));
+  using v4si = int __attribute__((vector_size(16)));
+  const v4si low = __builtin_shufflevector(reinterpret_cast<v8si>(a), reinterpret_cast<v8si>(a), 0, 2, 4, 6);
+  __builtin_memcpy(out, &low, sizeof low);
+}
+
+/// philox4x32_10_blocks with AVX2: the rounds of philox_x86_counters on 2 groups of 4 counters
+/// side by side (64-bit lanes, the garbage-tolerant upper halves included); the last n mod 8
+/// counters go to the compiled path.
+inline void philox4x32_10_blocks_avx2(std::uint64_t block, std::uint32_t draw, std::uint32_t stream,
+                                      const philox_round_keys& keys, std::size_t n, std::uint32_t* w0,
+                                      std::uint32_t* w1, std::uint32_t* w2, std::uint32_t* w3) {
+  using vec = philox_avx2_vec;
+  const vec m0 = philox_avx2_all(philox_m4x32_0), m1 = philox_avx2_all(philox_m4x32_1);
+  constexpr std::size_t U = 2, W = 4;
+  std::size_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    vec x[4][U];
+    #pragma GCC unroll 4
+    for (std::size_t u = 0; u < U; ++u) {
+      const std::uint64_t c = block + i + u * W;
+      x[0][u] = vec{c, c + 1, c + 2, c + 3};
+      x[1][u] = x[0][u] >> 32;
+      x[2][u] = philox_avx2_all(draw);
+      x[3][u] = philox_avx2_all(stream);
+    }
+#pragma GCC unroll 10
+    for (std::size_t r = 0; r < 10; ++r) {
+      const vec k0 = philox_avx2_all(keys.k0[r]), k1 = philox_avx2_all(keys.k1[r]);
+      #pragma GCC unroll 4
+      for (std::size_t u = 0; u < U; ++u) {
+        const vec p0 = philox_avx2_mul(x[0][u], m0), p1 = philox_avx2_mul(x[2][u], m1);
+        x[0][u] = (p1 >> 32) ^ x[1][u] ^ k0;
+        x[2][u] = (p0 >> 32) ^ x[3][u] ^ k1;
+        x[1][u] = p1;
+        x[3][u] = p0;
+      }
+    }
+    #pragma GCC unroll 4
+    for (std::size_t u = 0; u < U; ++u) {
+      philox_avx2_store_low(w0 + i + u * W, x[0][u]);
+      philox_avx2_store_low(w1 + i + u * W, x[1][u]);
+      philox_avx2_store_low(w2 + i + u * W, x[2][u]);
+      philox_avx2_store_low(w3 + i + u * W, x[3][u]);
+    }
+  }
+  if (i < n) philox4x32_10_blocks_as_compiled(block + i, draw, stream, keys, n - i, w0 + i, w1 + i, w2 + i, w3 + i);
+}
+#pragma GCC pop_options
+
+/// Whether this CPU runs philox4x32_10_blocks_avx2 (asked once).
+inline bool philox_cpu_has_avx2() noexcept {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+/// Philox4x32-10 of the n counters (block + i mod 2^64 as words 0-1, draw, stream) for i < n, the
+/// key `keys`, written word by word: w0[i], w1[i], w2[i], w3[i] are words 0-3 of counter i (the
+/// output of philox4x32_10, bit for bit). The layout of separate word arrays is what the normal
+/// transform reads as whole vectors.
+inline void philox4x32_10_blocks(std::uint64_t block, std::uint32_t draw, std::uint32_t stream,
+                                 const philox_round_keys& keys, std::size_t n, std::uint32_t* w0, std::uint32_t* w1,
+                                 std::uint32_t* w2, std::uint32_t* w3) {
+#if defined(DIFFUSION_PHILOX_AVX2_DISPATCH)
+  if (philox_cpu_has_avx2()) return philox4x32_10_blocks_avx2(block, draw, stream, keys, n, w0, w1, w2, w3);
+#endif
+  philox4x32_10_blocks_as_compiled(block, draw, stream, keys, n, w0, w1, w2, w3);
+}
 
 }  // namespace detail
 
