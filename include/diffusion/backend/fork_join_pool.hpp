@@ -13,12 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 #include <exception>
 #include <mutex>
 #include <new>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -145,7 +145,7 @@ class fork_join_pool {
   template <class Task>
   void publish(Task& task) noexcept {
     if constexpr (std::is_trivially_copyable_v<Task> && std::is_invocable_v<const Task&, std::size_t> &&
-                  sizeof(Task) <= sizeof(m_pass.payload) && alignof(Task) <= alignof(decltype(m_pass))) {
+                  sizeof(Task) <= sizeof(m_pass.payload) && alignof(Task) <= payload_alignment) {
       // memcpy creates the copy: a trivially copyable closure is an implicit-lifetime type.
       std::memcpy(m_pass.payload, static_cast<const void*>(&task), sizeof(Task));
       m_pass.invoke = [](void* payload, std::size_t k) { (*std::launder(static_cast<const Task*>(payload)))(k); };
@@ -221,11 +221,12 @@ class fork_join_pool {
   // they see the new generation (the fetch_add / acquire load pair orders them). The generation
   // counts passes in steps of 2; its lowest bit, once set, tells the workers to stop.
   static constexpr std::uint32_t pass_step = 2, stop_bit = 1;
+  static constexpr std::size_t payload_alignment = 16;
   struct alignas(64) pass_line {
     std::atomic<std::uint32_t> generation{0};
     std::uint32_t tasks = 0;
     void (*invoke)(void*, std::size_t) = nullptr;
-    alignas(16) unsigned char payload[48];  // the task, or a pointer to it (publish)
+    alignas(payload_alignment) unsigned char payload[48];  // the task, or a pointer to it (publish)
   } m_pass;
   static_assert(sizeof(pass_line) == 64, "the pass must fit one cache line");
   // Passes acknowledged by the workers, counted up (never reset, so the caller writes nothing the
