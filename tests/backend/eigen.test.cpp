@@ -310,6 +310,15 @@ struct recording_source {
     if (begin >= throw_from) throw std::runtime_error("range source failed");
     for (std::size_t j = begin; j < end; ++j) out[j] = static_cast<S>(j % 1000) + static_cast<S>(k + batch);
   }
+  // lincomb_noise asks for its noise block by block; a block's thread is its range's.
+  template <class S>
+  void write_normal_range(std::size_t, std::size_t batch, std::uint64_t k, std::size_t first, std::span<S> out) const {
+    {
+      const std::lock_guard lock(mutex);
+      threads.insert(std::this_thread::get_id());
+    }
+    for (std::size_t j = 0; j < out.size(); ++j) out[j] = static_cast<S>((first + j) % 1000) + static_cast<S>(k + batch);
+  }
 };
 
 }  // namespace
@@ -346,6 +355,14 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     recording_source src;
     backend{pool2()}.fill_normal(z, src);
     CHECK(src.ranges.size() == (n >= 4096 ? 2u : 1u));
+  }
+  SECTION("pool(2), default threshold: lincomb_noise splits from 4096 elements too") {
+    recording_source src;
+    eigen_tensor<float, 2> y(1, static_cast<Eigen::Index>(n));
+    y.setZero();
+    dm::eigen_backend<float, 2, pool_device>{pool2()}.lincomb_noise(y, 1.0f, y, 0.0f, y, 1.0f, src);
+    CHECK(src.threads.size() == (n >= 4096 ? 2u : 1u));
+    for (std::size_t j = 0; j < n; j += 97) CHECK(y.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }
   SECTION("pool(2), a threshold of its own: a noise pass splits from threshold / 16 elements") {
     recording_source src;

@@ -115,6 +115,27 @@ TEST_CASE("fork_join_pool: tasks copied into the pass line and tasks referred to
   CHECK(out[0] == want);
   CHECK(out[1] == want);
 
+  // Where each task is called: a small const-callable one through a copy (not at its own address),
+  // a large one where it is.
+  struct small_probe {
+    const void** seen;
+    void operator()(std::size_t k) const { seen[k] = this; }
+  };
+  struct large_probe {
+    const void** seen;
+    std::array<char, 64> padding{};
+    void operator()(std::size_t k) const { seen[k] = this; }
+  };
+  const void* seen[2] = {nullptr, nullptr};
+  small_probe small{seen};
+  pool.run(2, small);
+  CHECK(seen[0] != static_cast<const void*>(&small));
+  CHECK(seen[0] == seen[1]);  // one copy, which both threads call
+  large_probe large{seen};
+  pool.run(2, large);
+  CHECK(seen[0] == static_cast<const void*>(&large));
+  CHECK(seen[1] == static_cast<const void*>(&large));
+
   // Trivially copyable and small, but not callable as const: called in place, so its state is
   // the caller's afterwards.
   struct counting {

@@ -116,8 +116,8 @@ class eigen_executor;
 template <>
 class eigen_executor<Eigen::DefaultDevice> {
  public:
-  template <class F>
-  void for_ranges(std::size_t n, F& f, std::size_t /*weight*/ = 1) const {
+  template <std::size_t Weight = 1, class F>
+  void for_ranges(std::size_t n, F& f) const {
     f(std::size_t{0}, n);
   }
 };
@@ -139,12 +139,15 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   /// elements long except the last (whole Philox counters of 4 words; whole 64-byte cache lines of
   /// float in a line-aligned buffer, so threads do not share a line). The caller runs the first
   /// range itself and waits for the others. Below the threshold, one range on the calling thread:
-  /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements). `weight` is
+  /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements). `Weight` is
   /// what an element of the pass costs against one of a memory-bound pass (a lincomb): a pass
-  /// `weight` times dearer per element pays for the fork-join at `weight` times fewer elements.
-  template <class F>
-  void for_ranges(std::size_t n, F& f, std::size_t weight = 1) const {
-    if (n * weight < m_threshold || n <= granule) [[likely]] {
+  /// `Weight` times dearer per element pays for the fork-join at `Weight` times fewer elements, so
+  /// it splits from ceil(threshold / Weight) elements.
+  template <std::size_t Weight = 1, class F>
+  void for_ranges(std::size_t n, F& f) const {
+    static_assert(Weight >= 1, "diffusion::eigen_executor::for_ranges: Weight must be at least 1");
+    const std::size_t split_from = m_threshold / Weight + (m_threshold % Weight != 0);
+    if (n < split_from || n <= granule) [[likely]] {
       f(std::size_t{0}, n);
       return;
     }
@@ -166,8 +169,9 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
     const std::size_t chunk = (n + threads - 1) / threads;
     const std::size_t length = (chunk + granule - 1) / granule * granule;
     const std::size_t ranges = (n + length - 1) / length;
-    // A pass that captures values is copied into the range task, which the pool can then hand
-    // to a worker whole (fork_join_pool::publish); one that captures references is referred to.
+    // A trivially copyable pass (a lambda capturing values or references) is copied into the range
+    // task, so that the pool can hand the whole task to a worker in its pass line when it is small
+    // enough (fork_join_pool::publish); any other pass is referred to.
     if constexpr (std::is_trivially_copyable_v<F>) {
       auto range = [f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
       run_ranges(ranges, range);
@@ -384,7 +388,7 @@ class eigen_backend {
     if (out.empty()) return;
     const Noise& source = noise;
     auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
-    m_exec.for_ranges(out.size(), fill, noise_pass_weight);
+    m_exec.template for_ranges<noise_pass_weight>(out.size(), fill);
   }
 
   /// y = a*x + b*e + c*z, where z is one fresh draw of standard normal noise from `noise`
@@ -420,7 +424,7 @@ class eigen_backend {
         yv.device(serial_device()) = xv * a + ev * b + zv * c;
       }
     };
-    m_exec.for_ranges(n, update, noise_pass_weight);
+    m_exec.template for_ranges<noise_pass_weight>(n, update);
   }
 
   /// Elements of noise generated per block inside lincomb_noise: small enough for the first-level

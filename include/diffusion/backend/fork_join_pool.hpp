@@ -59,6 +59,11 @@ inline constexpr unsigned tight_spins = 512;
 /// Neither copyable nor movable (the workers point at it). run() may be called from several
 /// threads (passes are serialised) and from inside a task of the same pool (the inner pass then
 /// runs all its tasks on the calling thread, so nesting never deadlocks).
+///
+/// A task that is trivially copyable, callable as const and at most 48 bytes (a lambda capturing
+/// a few values or references) is called through a copy made for the pass, on every thread: a
+/// `mutable` data member it changes changes in the copy, not in the caller's object, and a pointer
+/// to its own members is valid only during its pass. Any other task is called where it is.
 class fork_join_pool {
  public:
   static constexpr std::chrono::microseconds default_spin{100};
@@ -87,8 +92,8 @@ class fork_join_pool {
 
   /// Calls task(k) once for every k in [0, tasks) and returns when all calls have returned; task 0
   /// runs on the calling thread. If calls throw, the first exception (in time) is rethrown here
-  /// after all calls have ended. A task that is trivially copyable, callable as const and at most
-  /// 48 bytes is called through a copy (see publish): a lambda capturing a few values by value.
+  /// after all calls have ended. A small trivially copyable task is called through a copy (see the
+  /// class comment).
   template <class Task>
   void run(std::size_t tasks, Task& task) {
     if (tasks > static_cast<std::size_t>(m_threads)) [[unlikely]]

@@ -34,12 +34,15 @@
 // operations per element). Only g++ knows it as a target attribute.
 //
 // A build for the x86-64 baseline (SSE2: plain -O2) gets the transform twice instead, for SSE2 and
-// for AVX2, and the loader picks the one the CPU runs (g++'s target_clones, an ELF ifunc): 0.84
-// instead of 1.63 ns per normal on the reference machine. The AVX2 clone has no FMA (AVX2 does not
-// imply it), so no multiply-add is contracted and both clones give the bits of the scalar code.
+// for AVX2, and the loader picks the one the CPU runs (g++'s target_clones, a glibc ifunc): 0.84
+// instead of 1.63 ns per normal on the reference machine. Both clones give the bits of the scalar
+// code: AVX2 does not imply FMA, so the AVX2 clone contracts no a * b + c the default code does
+// not, and a build with FMA (-mfma) makes madd call std::fma in every clone alike. Defining
+// DIFFUSION_NO_RUNTIME_DISPATCH before the first include turns this (and Philox's, philox.hpp) off.
 #if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
 #define DIFFUSION_WIDE_SIMD [[gnu::target("prefer-vector-width=512")]]
-#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__gnu_linux__) && !defined(__AVX2__)
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(__AVX2__) && !defined(DIFFUSION_NO_RUNTIME_DISPATCH)
 #define DIFFUSION_WIDE_SIMD [[gnu::target_clones("default", "avx2")]]
 #else
 #define DIFFUSION_WIDE_SIMD

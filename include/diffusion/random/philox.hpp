@@ -246,11 +246,13 @@ inline void philox4x32_10_blocks_as_compiled(std::uint64_t block, std::uint32_t 
 #endif
 
 // A build for the x86-64 baseline (SSE2, plain -O2) also gets an AVX2 version, used when the CPU
-// has AVX2 (g++ on GNU/Linux: __builtin_cpu_supports): 0.62 instead of 1.7 ns per word on the
-// reference machine. It is written with g++'s vector extensions and the pmuludq builtin under a
-// target pragma, so that <immintrin.h> (~0.3 s of every compile) is not needed; integer
-// arithmetic, so its words are the same as every other path's.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__gnu_linux__) && !defined(__AVX2__)
+// has AVX2 (g++ 12 or later with glibc: __builtin_cpu_supports): 0.62 instead of 1.7 ns per word on
+// the reference machine. It is written with g++'s vector extensions and the pmuludq builtin under
+// a target pragma, so that <immintrin.h> (~0.3 s of every compile) is not needed; integer
+// arithmetic, so its words are the same as every other path's. DIFFUSION_NO_RUNTIME_DISPATCH,
+// defined before the first include, turns it off (as it does the transform's, normal.hpp).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(__AVX2__) && !defined(DIFFUSION_NO_RUNTIME_DISPATCH)
 #define DIFFUSION_PHILOX_AVX2_DISPATCH 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -316,9 +318,14 @@ inline void philox4x32_10_blocks_avx2(std::uint64_t block, std::uint32_t draw, s
 }
 #pragma GCC pop_options
 
-/// Whether this CPU runs philox4x32_10_blocks_avx2 (asked once).
+/// Whether this CPU runs philox4x32_10_blocks_avx2 (asked once). __builtin_cpu_init first: a
+/// call from a constructor that runs before libgcc's own would otherwise read an empty CPU model
+/// and keep the slow path for the whole run.
 inline bool philox_cpu_has_avx2() noexcept {
-  static const bool has = __builtin_cpu_supports("avx2");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
   return has;
 }
 #endif
