@@ -131,6 +131,8 @@ def thread_rows(r):
              ("step", "pf_heun", "library", "probability-flow Heun step"),
              ("step", "ddpm", "library", "DDPM step, noise excluded"),
              ("stochastic", "ddpm", "philox", "DDPM step with Philox noise"),
+             ("step", "langevin", "library", "Langevin corrector step, noise excluded"),
+             ("stochastic", "langevin", "philox", "Langevin corrector step with Philox noise"),
              ("stochastic", "ddpm", "philox_unfused", "DDPM step, Philox drawn first (fill_normal + lincomb)"),
              ("stochastic", "ddpm", "lincomb_noise", "backend lincomb_noise"),
              ("noise", "normal", "backend_philox", "eigen_backend::fill_normal"),

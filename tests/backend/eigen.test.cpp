@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -276,6 +277,39 @@ TEST_CASE("eigen_backend: empty tensors", "[backend][eigen]") {
   });
 }
 
+TEMPLATE_TEST_CASE("eigen_backend::mean_sample_norm is core's mean_sample_norm bit for bit, on every device",
+                   "[backend][eigen]", float, double) {
+  using S = TestType;
+  // Batches of 0 and 1 sample, an odd one, one over the 256 samples of a pass, and sizes below and
+  // above the default threshold; samples not a multiple of 8 long.
+  for (const auto& dims : std::vector<std::array<Eigen::Index, 2>>{
+           {0, 5}, {1, 37}, {3, 1001}, {16, 12288}, {300, 13}, {300, 999}}) {
+    eigen_tensor<S, 2> x(dims);
+    dm::philox_noise(11, 2).fill_normal(std::span<S>(x.data(), static_cast<std::size_t>(x.size())), 1);
+    const double want = dm::mean_sample_norm(x);
+    for_each_backend<S, 2>([&](const auto& be, const char* name) {
+      INFO(name << ", shape " << dims[0] << "x" << dims[1]);
+      const double got = dm::mean_sample_norm(be, x);  // the backend's, through the core dispatch
+      CHECK(std::bit_cast<std::uint64_t>(got) == std::bit_cast<std::uint64_t>(want));
+      CHECK(be.mean_sample_norm(x) == got);
+    });
+  }
+}
+
+TEST_CASE("eigen_backend::mean_sample_norm on the pool sums every sample exactly once", "[backend][eigen]") {
+  // A worker's samples change the result's bits if it sums them differently; here each sample is
+  // a constant, so the mean is exact and shows every sample was summed exactly once.
+  eigen_tensor<float, 2> x(16, 4096);
+  for (Eigen::Index b = 0; b < 16; ++b)
+    for (Eigen::Index j = 0; j < 4096; ++j) x(b, j) = static_cast<float>(b + 1) / 64.0f;  // |x_b| = b + 1
+  const dm::eigen_backend<float, 2, pool_device> be{pool2(), 0};
+  CHECK(be.mean_sample_norm(x) == 8.5);
+  // With 64K elements it splits by default (the threshold counts elements), below it does not: both
+  // give the same value.
+  const dm::eigen_backend<float, 2, pool_device> by_default{pool2()};
+  CHECK(by_default.mean_sample_norm(x) == 8.5);
+}
+
 TEST_CASE("eigen_thread_pool and the backend's accessors", "[backend][eigen]") {
   CHECK_THROWS_WITH(dm::eigen_thread_pool(0), Catch::Matchers::Contains("threads = 0"));
   CHECK(pool2().num_threads() == 2);
@@ -349,14 +383,17 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     CHECK(src.threads.count(std::this_thread::get_id()) == 1);
     for (std::size_t j = 0; j < n; j += 97) CHECK(z.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }
-  SECTION("pool(2), default threshold: a noise pass splits from 65536 / 16 = 4096 elements") {
+  SECTION("pool(2), default threshold: fill_normal splits from 65536 / 4 = 16384 elements") {
     using backend = dm::eigen_backend<float, 2, pool_device>;
-    STATIC_REQUIRE(backend::default_parallel_threshold / backend::noise_pass_weight == 4096);
+    STATIC_REQUIRE(backend::default_parallel_threshold / backend::fill_pass_weight == 16384);
     recording_source src;
     backend{pool2()}.fill_normal(z, src);
-    CHECK(src.ranges.size() == (n >= 4096 ? 2u : 1u));
+    CHECK(src.ranges.size() == (n >= 16384 ? 2u : 1u));
   }
-  SECTION("pool(2), default threshold: lincomb_noise splits from 4096 elements too") {
+  SECTION("pool(2), default threshold: lincomb_noise splits from 65536 / 16 = 4096 elements") {
+    STATIC_REQUIRE(dm::eigen_backend<float, 2, pool_device>::default_parallel_threshold /
+                       dm::eigen_backend<float, 2, pool_device>::noise_pass_weight ==
+                   4096);
     recording_source src;
     eigen_tensor<float, 2> y(1, static_cast<Eigen::Index>(n));
     y.setZero();
@@ -364,9 +401,9 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     CHECK(src.threads.size() == (n >= 4096 ? 2u : 1u));
     for (std::size_t j = 0; j < n; j += 97) CHECK(y.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }
-  SECTION("pool(2), a threshold of its own: a noise pass splits from threshold / 16 elements") {
+  SECTION("pool(2), a threshold of its own: fill_normal splits from threshold / 4 elements") {
     recording_source src;
-    dm::eigen_backend<float, 2, pool_device>{pool2(), 16 * 1001}.fill_normal(z, src);
+    dm::eigen_backend<float, 2, pool_device>{pool2(), 4 * 1001}.fill_normal(z, src);
     CHECK(src.ranges.size() == (n >= 1001 ? 2u : 1u));
   }
   SECTION("pool(1): one range") {

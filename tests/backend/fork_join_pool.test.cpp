@@ -250,9 +250,9 @@ TEST_CASE("eigen_thread_pool: the backend splits its passes on its fork_join_poo
     for (Eigen::Index i = 0; i < z.size(); ++i) REQUIRE(z.data()[i] == static_cast<float>(i));
   }
   SECTION("below the threshold: one range on the calling thread") {
-    // A noise pass counts noise_pass_weight times its elements against the threshold.
+    // fill_normal counts fill_pass_weight times its elements against the threshold.
     using backend = dm::eigen_backend<float, 2, Eigen::ThreadPoolDevice>;
-    const backend be{pool, 101 * backend::noise_pass_weight};
+    const backend be{pool, 101 * backend::fill_pass_weight};
     recording_source source;
     be.fill_normal(z, source);
     REQUIRE(source.calls.size() == 1);

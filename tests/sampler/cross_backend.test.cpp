@@ -30,12 +30,11 @@ Tensor start_state(std::size_t n) {
   return x;
 }
 
-template <class Sampler, class Backend>
-std::vector<double> run(const Sampler& sampler, Backend& be, std::size_t n) {
+template <class Process, class Sampler, class Backend>
+std::vector<double> run(const Process& process, const Sampler& sampler, Backend& be, std::size_t n) {
   using T = typename Backend::tensor_type;
   using S = typename Backend::scalar_type;
-  const auto process = vp_discrete::linear();
-  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  gaussian_mixture_model<Process> model(test::golden_mixture(), process);
   const T x = sample(sampler, model, be, start_state<T>(n), philox_noise(7, 0, true));
   std::vector<double> out;
   for (S v : elements(x)) out.push_back(static_cast<double>(v));
@@ -53,16 +52,16 @@ double max_ulps(const std::vector<double>& a, const std::vector<double>& b) {
   return worst;
 }
 
-template <class S, class Sampler>
-void check_all_backends(const Sampler& sampler) {
+template <class S, class Sampler, class Process = vp_discrete>
+void check_all_backends(const Sampler& sampler, const Process& process = vp_discrete::linear()) {
   // 40001 elements: above the default parallel threshold once doubled, not a multiple of 4.
   const std::size_t n = GENERATE(as<std::size_t>{}, 3, 1000, 40001);
   INFO("batch " << n);
   reference_backend<S> ref;
-  const auto expected = run(sampler, ref, n);
+  const auto expected = run(process, sampler, ref, n);
 
   eigen_backend<S, 2> dflt;
-  const auto on_default = run(sampler, dflt, n);
+  const auto on_default = run(process, sampler, dflt, n);
   // The model is evaluated in double either way; backends differ at most by rounding order.
   CHECK(max_ulps<S>(on_default, expected) <= 4);
 
@@ -71,7 +70,7 @@ void check_all_backends(const Sampler& sampler) {
     for (std::size_t threshold : {std::size_t{0}, eigen_backend<S, 2, Eigen::ThreadPoolDevice>::default_parallel_threshold}) {
       eigen_backend<S, 2, Eigen::ThreadPoolDevice> be(pool, threshold);
       INFO(threads << " threads, threshold " << threshold);
-      CHECK(run(sampler, be, n) == on_default);  // bit-identical whatever the thread count
+      CHECK(run(process, sampler, be, n) == on_default);  // bit-identical whatever the thread count
     }
   }
 }
@@ -85,5 +84,10 @@ TEMPLATE_TEST_CASE("samplers give the same result on every backend and thread co
   SECTION("ddim eta = 1") { check_all_backends<TestType>(ddim(process, trailing_grid(1000, 10), {.eta = 1.0})); }
   SECTION("ddim eta = 0 with clipping") {
     check_all_backends<TestType>(ddim(process, linspace_grid(1000, 10), {.correction = x0_correction::clip(2.0)}));
+  }
+  SECTION("predictor-corrector with the Langevin corrector (its snr rule reduces over the batch)") {
+    const vp_sde sde(0.1, 20.0, 21);  // N = 21 steps (above beta_max), for the loop and the corrector's alpha_i
+    check_all_backends<TestType>(predictor_corrector(sde, euler_maruyama_predictor{}, langevin_corrector{.snr = 0.16}),
+                                 sde);
   }
 }

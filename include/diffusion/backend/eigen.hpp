@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -40,6 +41,7 @@
 
 #include "../core/errors.hpp"
 #include "../core/noise.hpp"
+#include "../core/reduce.hpp"
 #include "../core/tensor.hpp"
 #include "fork_join_pool.hpp"
 
@@ -120,6 +122,10 @@ class eigen_executor<Eigen::DefaultDevice> {
   void for_ranges(std::size_t n, F& f) const {
     f(std::size_t{0}, n);
   }
+  template <class F>
+  void for_items(std::size_t items, std::size_t /*elements_per_item*/, F& f) const {
+    f(std::size_t{0}, items);
+  }
 };
 
 template <>
@@ -154,14 +160,44 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
     split(n, f);
   }
 
+  /// Calls f(first, last) over a partition of [0, items) into one range of whole items per thread
+  /// (the samples of a reduction, each summed by one thread in a fixed order), when the items'
+  /// elements reach the threshold; below it, one range on the calling thread.
+  template <class F>
+  void for_items(std::size_t items, std::size_t elements_per_item, F& f) const {
+    if (items < 2 || items * elements_per_item < m_threshold) [[likely]] {
+      f(std::size_t{0}, items);
+      return;
+    }
+    split_items(items, f);
+  }
+
  private:
   static constexpr std::size_t granule = 16;
+
+  template <class F>
+  [[gnu::noinline]] void split_items(std::size_t items, F& f) const {
+    const std::size_t threads = thread_count();
+    const std::size_t length = (items + threads - 1) / threads;
+    const std::size_t ranges = (items + length - 1) / length;
+    if constexpr (std::is_trivially_copyable_v<F>) {  // as in split
+      auto range = [f, length, items](std::size_t r) { f(r * length, std::min(items, (r + 1) * length)); };
+      run_ranges(ranges, range);
+    } else {
+      auto range = [&f, length, items](std::size_t r) { f(r * length, std::min(items, (r + 1) * length)); };
+      run_ranges(ranges, range);
+    }
+  }
+
+  std::size_t thread_count() const noexcept {
+    return static_cast<std::size_t>(
+        m_fork_join ? m_fork_join->num_threads() : (m_device.numThreads() > 1 ? m_device.numThreads() : 1));
+  }
 
   // Out of line, so that the serial path above stays a compare in front of the pass.
   template <class F>
   [[gnu::noinline]] void split(std::size_t n, F& f) const {
-    const std::size_t threads = static_cast<std::size_t>(
-        m_fork_join ? m_fork_join->num_threads() : (m_device.numThreads() > 1 ? m_device.numThreads() : 1));
+    const std::size_t threads = thread_count();
     if (threads == 1) {
       f(std::size_t{0}, n);
       return;
@@ -261,12 +297,17 @@ class eigen_backend {
   /// its workers sleep between passes, and waking one cost ~35 us on the same machine, more than a
   /// deterministic step over 1M elements takes on one thread.
   static constexpr std::size_t default_device_parallel_threshold = std::size_t{1} << 20;
-  /// What an element of a pass that generates noise (fill_normal, lincomb_noise) counts for
-  /// against the threshold. A Philox normal costs ~1 ns per element at -O3 -march=native and
-  /// ~3.5 ns at plain -O2, 12-25 times a lincomb's element (docs/PERFORMANCE.md), so such a pass
-  /// splits from threshold / 16 elements: 4096 with the default threshold, where two threads
-  /// already take it ~1.7x faster.
+  /// What an element of lincomb_noise (a stochastic update with its noise) counts for against the
+  /// threshold. A Philox normal costs ~1 ns per element at -O3 -march=native and ~2 ns at plain
+  /// -O2, 12-25 times a lincomb's element (docs/PERFORMANCE.md), so the pass splits from
+  /// threshold / 16 elements: 4096 with the default threshold, where two threads already take it
+  /// ~1.5x faster.
   static constexpr std::size_t noise_pass_weight = 16;
+  /// The same for fill_normal, whose tensor later passes read: below the threshold they run on the
+  /// calling thread, which must then fetch the worker's half from the other core (the Langevin
+  /// corrector's norms, at 8K elements: the split fill's gain, ~3 us, all lost). So it splits only
+  /// from threshold / 4 elements (16K by default), where the gain outweighs the move.
+  static constexpr std::size_t fill_pass_weight = 4;
 
   eigen_backend()
     requires(!is_threaded)
@@ -282,7 +323,8 @@ class eigen_backend {
       : m_exec(device, parallel_threshold) {}
 
   /// Runs on `pool`, which must outlive the backend, for passes over at least `parallel_threshold`
-  /// elements (parallel_threshold / noise_pass_weight for the passes that draw noise).
+  /// elements (parallel_threshold / noise_pass_weight for lincomb_noise, parallel_threshold /
+  /// fill_pass_weight for fill_normal).
   explicit eigen_backend(const eigen_thread_pool& pool, std::size_t parallel_threshold = default_parallel_threshold)
     requires is_threaded
       : m_exec(pool.device(), pool.fork_join(), parallel_threshold) {}
@@ -375,10 +417,36 @@ class eigen_backend {
     m_exec.for_ranges(static_cast<std::size_t>(y.size()), pass);
   }
 
+  /// The mean over the batch of the per-sample Euclidean norms |x_b| (diffusion::mean_sample_norm,
+  /// core/reduce.hpp, which the Langevin corrector's step rule uses), with the samples split over
+  /// the threads above the threshold. Each sample is summed by one thread exactly as the generic
+  /// function sums it, and the norms are added in sample order on the calling thread, so the
+  /// result has the same bits whatever the device and thread count.
+  double mean_sample_norm(const tensor_type& x) const {
+    const std::size_t batch = static_cast<std::size_t>(x.dimension(0));
+    if (batch == 0) return 0.0;
+    const std::size_t d = static_cast<std::size_t>(x.size()) / batch;
+    const Scalar* const xd = x.data();
+    constexpr std::size_t chunk = 256;  // samples per pass: their norms wait on the stack
+    std::array<double, chunk> norms;
+    double total = 0.0;
+    for (std::size_t first = 0; first < batch; first += chunk) {
+      const std::size_t count = std::min(chunk, batch - first);
+      double* const out = norms.data();
+      auto pass = [out, xd, d, first](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b)
+          out[b] = std::sqrt(detail::sum_of_squares(std::span<const Scalar>(xd + (first + b) * d, d)));
+      };
+      m_exec.for_items(count, d, pass);
+      for (std::size_t b = 0; b < count; ++b) total += norms[b];
+    }
+    return total / static_cast<double>(batch);
+  }
+
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
   /// (noise.next_draw() once). Each element is a pure function of its index, so the bits equal
   /// noise.fill_normal(elements(z), batch_size(z)) whatever the device and thread count; on a thread
-  /// pool from threshold / noise_pass_weight elements they are split into one range per thread.
+  /// pool from threshold / fill_pass_weight elements they are split into one range per thread.
   template <class Noise>
     requires detail::range_normal_source<Noise, Scalar>
   void fill_normal(tensor_type& z, Noise& noise) const {
@@ -388,7 +456,7 @@ class eigen_backend {
     if (out.empty()) return;
     const Noise& source = noise;
     auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
-    m_exec.template for_ranges<noise_pass_weight>(out.size(), fill);
+    m_exec.template for_ranges<fill_pass_weight>(out.size(), fill);
   }
 
   /// y = a*x + b*e + c*z, where z is one fresh draw of standard normal noise from `noise`

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <span>
 
@@ -54,7 +55,8 @@ void sample_squared_norms(const T& x, std::span<double> out) {
   for (std::size_t b = 0; b < batch; ++b) out[b] = detail::sum_of_squares(e.subspan(b * d, d));
 }
 
-/// The mean over the batch of the per-sample Euclidean norms |x_b|.
+/// The mean over the batch of the per-sample Euclidean norms |x_b|: each sample summed by
+/// sum_of_squares, the norms added in sample order.
 template <tensor T>
 double mean_sample_norm(const T& x) {
   const std::size_t batch = batch_size(x), d = sample_size(x);
@@ -62,6 +64,16 @@ double mean_sample_norm(const T& x) {
   double total = 0.0;
   for (std::size_t b = 0; b < batch; ++b) total += std::sqrt(detail::sum_of_squares(e.subspan(b * d, d)));
   return batch == 0 ? 0.0 : total / static_cast<double>(batch);
+}
+
+/// mean_sample_norm on the backend's own threads where it provides `be.mean_sample_norm(x)` (the
+/// threaded Eigen backend splits the samples; the bits are the same), otherwise the function above.
+template <class Backend, tensor T>
+double mean_sample_norm(const Backend& be, const T& x) {
+  if constexpr (requires { { be.mean_sample_norm(x) } -> std::convertible_to<double>; })
+    return be.mean_sample_norm(x);
+  else
+    return mean_sample_norm(x);
 }
 
 }  // namespace diffusion

@@ -150,7 +150,7 @@ struct langevin_corrector {
     for (std::size_t k = 0; k < steps; ++k) {
       detail::evaluate_score(be, model, p, x, t, ws);
       draw_normal(be, noise, ws.noise);
-      const double ratio = snr * mean_sample_norm(ws.noise) / mean_sample_norm(ws.score);
+      const double ratio = snr * mean_sample_norm(be, ws.noise) / mean_sample_norm(be, ws.score);
       const double step = 2.0 * alpha * ratio * ratio;
       be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
     }
