@@ -39,10 +39,12 @@
 // code: AVX2 does not imply FMA, so the AVX2 clone contracts no a * b + c the default code does
 // not, and a build with FMA (-mfma) makes madd call std::fma in every clone alike. Defining
 // DIFFUSION_NO_RUNTIME_DISPATCH before the first include turns this (and Philox's, philox.hpp) off.
+// Not under ThreadSanitizer: it instruments the ifunc's resolver, which the dynamic loader runs
+// before the sanitizer's runtime is up, and the program dies before main.
 #if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
 #define DIFFUSION_WIDE_SIMD [[gnu::target("prefer-vector-width=512")]]
 #elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__GLIBC__) && \
-    !defined(__AVX2__) && !defined(DIFFUSION_NO_RUNTIME_DISPATCH)
+    !defined(__AVX2__) && !defined(DIFFUSION_NO_RUNTIME_DISPATCH) && !defined(__SANITIZE_THREAD__)
 #define DIFFUSION_WIDE_SIMD [[gnu::target_clones("default", "avx2")]]
 #else
 #define DIFFUSION_WIDE_SIMD
