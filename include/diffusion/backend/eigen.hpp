@@ -179,14 +179,7 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   [[gnu::noinline]] void split_items(std::size_t items, F& f) const {
     const std::size_t threads = thread_count();
     const std::size_t length = (items + threads - 1) / threads;
-    const std::size_t ranges = (items + length - 1) / length;
-    if constexpr (std::is_trivially_copyable_v<F>) {  // as in split
-      auto range = [f, length, items](std::size_t r) { f(r * length, std::min(items, (r + 1) * length)); };
-      run_ranges(ranges, range);
-    } else {
-      auto range = [&f, length, items](std::size_t r) { f(r * length, std::min(items, (r + 1) * length)); };
-      run_ranges(ranges, range);
-    }
+    run_partition(items, length, f);
   }
 
   std::size_t thread_count() const noexcept {
@@ -203,11 +196,16 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
       return;
     }
     const std::size_t chunk = (n + threads - 1) / threads;
-    const std::size_t length = (chunk + granule - 1) / granule * granule;
+    run_partition(n, (chunk + granule - 1) / granule * granule, f);
+  }
+
+  // f(r * length, min(n, (r + 1) * length)) for every range r of [0, n), range 0 on this thread.
+  // A trivially copyable pass (a lambda capturing values or references) is copied into the range
+  // task, so that the pool can hand the whole task to a worker in its pass line when it is small
+  // enough (fork_join_pool::publish); any other pass is referred to.
+  template <class F>
+  void run_partition(std::size_t n, std::size_t length, F& f) const {
     const std::size_t ranges = (n + length - 1) / length;
-    // A trivially copyable pass (a lambda capturing values or references) is copied into the range
-    // task, so that the pool can hand the whole task to a worker in its pass line when it is small
-    // enough (fork_join_pool::publish); any other pass is referred to.
     if constexpr (std::is_trivially_copyable_v<F>) {
       auto range = [f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
       run_ranges(ranges, range);
