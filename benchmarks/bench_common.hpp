@@ -47,6 +47,11 @@ inline std::vector<shape> threshold_shapes() {
   return {{"2x1024", {2, 1024}}, {"2x2048", {2, 2048}}, {"4x8192", {4, 8192}}, {"8x8192", {8, 8192}}, {"16x8192", {16, 8192}}};
 }
 
+/// The shapes of the after_model rows: below, at and above the backend's threshold.
+inline std::vector<shape> after_model_shapes() {
+  return {{"2x4096", {2, 4096}}, {"8x8192", {8, 8192}}, {"16x3x64x64", {16, 3, 64, 64}}};
+}
+
 template <int Rank>
 using tensor = Eigen::Tensor<float, Rank, Eigen::RowMajor>;
 

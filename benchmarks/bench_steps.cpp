@@ -5,12 +5,15 @@
 //                                                   sampler's noise excluded too (null_noise)
 //   stochastic/<sampler>/<noise>/{1t,2t}/<shape>     one step including its noise
 //   noise/normal/<generator>/{1t,2t}/<shape>         one draw of N(0, 1) into a float tensor
+//   after_model/<sampler>/library/{1t,2t}/<shape>   one step (noise included) right after a model
+//                                                   call longer than the pool's spin
 //
 // benchmarks/ratios.py turns the JSON output (medians of interleaved repetitions) into the ratio
 // tables of docs/PERFORMANCE.md; scripts/bench runs both.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -48,6 +51,30 @@ void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise) {
   for (auto _ : st) {
     c.step(be, noise, ws, x);
     keep(x);
+  }
+  if (!all_finite(x)) st.SkipWithError("x left the finite range");
+  count(st, s);
+}
+
+/// One step right after a "model call" of `model_time` on the calling thread (a busy wait, not
+/// timed): longer than the pool's spin (fork_join_pool::default_spin), so the worker of a
+/// two-thread backend has stopped spinning when the step begins, as in a sampler loop with a real
+/// network. The back-to-back rows above never see that. Manual time: the step alone.
+template <class Case, int R, class Be, class Noise>
+void library_step_after_model(benchmark::State& st, const shape& s, Be& be, Noise& noise,
+                              std::chrono::microseconds model_time) {
+  using clock = std::chrono::steady_clock;
+  Case c;
+  auto x = make_tensor<R>(s);
+  randomize(x, 1);
+  auto ws = c.workspace(be, x);
+  for (auto _ : st) {
+    for (const auto until = clock::now() + model_time; clock::now() < until;) {
+    }
+    const auto start = clock::now();
+    c.step(be, noise, ws, x);
+    keep(x);
+    st.SetIterationTime(std::chrono::duration<double>(clock::now() - start).count());
   }
   if (!all_finite(x)) st.SkipWithError("x left the finite range");
   count(st, s);
@@ -372,6 +399,44 @@ void register_threshold_shape(const shape& s) {
   }
 }
 
+/// A step after a model call that outlasts the spin (library_step_after_model), on one and two
+/// threads: with a worker that has stopped spinning, two threads must not be slower than one.
+constexpr std::chrono::microseconds model_time{500};
+constexpr benchmark::IterationCount after_model_iterations = 200;  // 0.1 s of model calls
+
+template <int R>
+void register_after_model(const shape& s) {
+  for (const char* t : {"1t", "2t"}) {
+    const bool two = std::string(t) == "2t";
+    auto reg = [](const std::string& name, std::function<void(benchmark::State&)> f) {
+      benchmark::RegisterBenchmark(name.c_str(), [f = std::move(f)](benchmark::State& st) { f(st); })
+          ->UseManualTime()
+          ->Iterations(after_model_iterations)  // else it would run until the steps alone add up
+          ->Unit(benchmark::kMicrosecond);
+    };
+    reg(std::string("after_model/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
+      null_noise nn;
+      if (two) {
+        backend2<R> be(pool2());
+        library_step_after_model<ddim_case, R>(st, s, be, nn, model_time);
+      } else {
+        backend1<R> be;
+        library_step_after_model<ddim_case, R>(st, s, be, nn, model_time);
+      }
+    });
+    reg(std::string("after_model/ddpm/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
+      dm::philox_noise noise(7);
+      if (two) {
+        backend2<R> be(pool2());
+        library_step_after_model<ddpm_case, R>(st, s, be, noise, model_time);
+      } else {
+        backend1<R> be;
+        library_step_after_model<ddpm_case, R>(st, s, be, noise, model_time);
+      }
+    });
+  }
+}
+
 /// What a fork-join costs by itself: an empty pass on the backend's pool, and the floor under it,
 /// one round trip of a cache line between two threads that poll it.
 void register_fork_join_floor() {
@@ -410,6 +475,12 @@ int main(int argc, char** argv) {
       register_shape<4>(s);
   }
   for (const shape& s : threshold_shapes()) register_threshold_shape<2>(s);
+  for (const shape& s : after_model_shapes()) {
+    if (s.dims.size() == 2)
+      register_after_model<2>(s);
+    else
+      register_after_model<4>(s);
+  }
   register_fork_join_floor();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

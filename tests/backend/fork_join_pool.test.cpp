@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <random>
 #include <set>
 #include <span>
 #include <stdexcept>
@@ -90,6 +91,28 @@ TEST_CASE("fork_join_pool: every task of every pass runs exactly once", "[backen
       std::this_thread::sleep_for(2ms);
     }
   }
+}
+
+TEST_CASE("fork_join_pool: passes at irregular intervals around the spin", "[backend][threads]") {
+  // Gaps below, at and above the spin (20 us here), with 1 or 2 workers' tasks: workers spin, go
+  // to sleep, are woken, and pick up passes in every state in between. Every task must run
+  // exactly once, and no pass may wait for a worker that will not come (a hang here is one).
+  dm::fork_join_pool pool{3, 20us};
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> gap_us(0, 50);
+  std::vector<long long> sums(3, 0);
+  long long want = 0;
+  for (int p = 1; p <= 20000; ++p) {
+    const auto gap = std::chrono::microseconds(p % 7 == 0 ? 0 : gap_us(rng));
+    for (const auto until = std::chrono::steady_clock::now() + gap; std::chrono::steady_clock::now() < until;) {
+    }
+    const std::size_t tasks = 2 + static_cast<std::size_t>(p % 2);
+    auto task = [&sums, p](std::size_t k) { sums[k] += p; };
+    pool.run(tasks, task);
+    want += p;
+    if (tasks == 2) sums[2] += p;
+  }
+  CHECK(sums == std::vector<long long>{want, want, want});
 }
 
 TEST_CASE("fork_join_pool: tasks copied into the pass line and tasks referred to see the same values",

@@ -54,7 +54,10 @@ inline constexpr unsigned tight_spins = 512;
 /// After a pass a worker spins (busy-waits) for `spin` before it sleeps on a condition variable,
 /// so the next pass within that time starts at the cost of a cache-line exchange instead of a
 /// wake-up. The price is CPU time burnt by idle workers for up to `spin` after every pass;
-/// `spin` = 0 makes them sleep at once (each pass then pays the wake-up).
+/// `spin` = 0 makes them sleep at once (each pass then pays the wake-up). A pass that finds a
+/// worker asleep waits for it to wake (45-50 us on the project's 2-core guest), longer than a
+/// pass over 64K elements takes on one thread: in a sampler loop whose model call outlasts
+/// `spin`, the first pass of every step pays it (docs/PERFORMANCE.md, "After a model call").
 ///
 /// Neither copyable nor movable (the workers point at it). run() may be called from several
 /// threads (passes are serialised) and from inside a task of the same pool (the inner pass then
