@@ -42,39 +42,33 @@ void count(benchmark::State& st, const shape& s) {
 // ---------------------------------------------------------------------------------------------
 // The library's step.
 
+/// Steps back to back; or, with a `model_time`, each step right after a "model call" that long on
+/// the calling thread (a busy wait, not timed: the benchmark must use manual time). A model call
+/// longer than the pool's spin (fork_join_pool::default_spin) finds the worker of a two-thread
+/// backend asleep when the step begins, as in a sampler loop with a real network; steps back to
+/// back never do.
 template <class Case, int R, class Be, class Noise>
-void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise) {
-  Case c;
-  auto x = make_tensor<R>(s);
-  randomize(x, 1);
-  auto ws = c.workspace(be, x);
-  for (auto _ : st) {
-    c.step(be, noise, ws, x);
-    keep(x);
-  }
-  if (!all_finite(x)) st.SkipWithError("x left the finite range");
-  count(st, s);
-}
-
-/// One step right after a "model call" of `model_time` on the calling thread (a busy wait, not
-/// timed): longer than the pool's spin (fork_join_pool::default_spin), so the worker of a
-/// two-thread backend has stopped spinning when the step begins, as in a sampler loop with a real
-/// network. The back-to-back rows above never see that. Manual time: the step alone.
-template <class Case, int R, class Be, class Noise>
-void library_step_after_model(benchmark::State& st, const shape& s, Be& be, Noise& noise,
-                              std::chrono::microseconds model_time) {
+void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise,
+                  std::chrono::microseconds model_time = {}) {
   using clock = std::chrono::steady_clock;
   Case c;
   auto x = make_tensor<R>(s);
   randomize(x, 1);
   auto ws = c.workspace(be, x);
-  for (auto _ : st) {
-    for (const auto until = clock::now() + model_time; clock::now() < until;) {
+  if (model_time.count() == 0) {
+    for (auto _ : st) {
+      c.step(be, noise, ws, x);
+      keep(x);
     }
-    const auto start = clock::now();
-    c.step(be, noise, ws, x);
-    keep(x);
-    st.SetIterationTime(std::chrono::duration<double>(clock::now() - start).count());
+  } else {
+    for (auto _ : st) {
+      for (const auto until = clock::now() + model_time; clock::now() < until;) {
+      }
+      const auto start = clock::now();
+      c.step(be, noise, ws, x);
+      keep(x);
+      st.SetIterationTime(std::chrono::duration<double>(clock::now() - start).count());
+    }
   }
   if (!all_finite(x)) st.SkipWithError("x left the finite range");
   count(st, s);
@@ -399,9 +393,9 @@ void register_threshold_shape(const shape& s) {
   }
 }
 
-/// A step after a model call that outlasts the spin (library_step_after_model), on one and two
-/// threads: with a worker that has stopped spinning, two threads must not be slower than one.
-constexpr std::chrono::microseconds model_time{500};
+/// A step after a model call that outlasts the spin (library_step with a model_time), on one and
+/// two threads: with a worker that has stopped spinning, two threads must not be slower than one.
+constexpr std::chrono::microseconds after_model_time{500};
 constexpr benchmark::IterationCount after_model_iterations = 200;  // 0.1 s of model calls
 
 template <int R>
@@ -418,20 +412,20 @@ void register_after_model(const shape& s) {
       null_noise nn;
       if (two) {
         backend2<R> be(pool2());
-        library_step_after_model<ddim_case, R>(st, s, be, nn, model_time);
+        library_step<ddim_case, R>(st, s, be, nn, after_model_time);
       } else {
         backend1<R> be;
-        library_step_after_model<ddim_case, R>(st, s, be, nn, model_time);
+        library_step<ddim_case, R>(st, s, be, nn, after_model_time);
       }
     });
     reg(std::string("after_model/ddpm/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
       dm::philox_noise noise(7);
       if (two) {
         backend2<R> be(pool2());
-        library_step_after_model<ddpm_case, R>(st, s, be, noise, model_time);
+        library_step<ddpm_case, R>(st, s, be, noise, after_model_time);
       } else {
         backend1<R> be;
-        library_step_after_model<ddpm_case, R>(st, s, be, noise, model_time);
+        library_step<ddpm_case, R>(st, s, be, noise, after_model_time);
       }
     });
   }
