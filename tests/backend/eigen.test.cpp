@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -80,6 +81,9 @@ dm::eigen_thread_pool& pool2() {
   static dm::eigen_thread_pool pool{2};
   return pool;
 }
+// For the tests that check which thread ran what, a pool whose worker spins as long as it lives,
+// so that it runs its range of every pass (a sleeping worker's range may be run by the caller).
+constexpr auto spin_throughout = std::chrono::microseconds(std::chrono::minutes(10));
 
 /// Calls f(backend, name) for every device configuration under test: the default device, and
 /// pools of 1 and 2 threads, forced to use the pool (threshold 0) or with the default threshold.
@@ -371,7 +375,8 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
   }
   SECTION("pool(2), threshold 0: two ranges of whole 16-element granules, two threads") {
     recording_source src;
-    dm::eigen_backend<float, 2, pool_device>{pool2(), 0}.fill_normal(z, src);
+    dm::eigen_thread_pool spinning{2, spin_throughout};
+    dm::eigen_backend<float, 2, pool_device>{spinning, 0}.fill_normal(z, src);
     CHECK(src.draw == 1);
     std::sort(src.ranges.begin(), src.ranges.end());
     REQUIRE(src.ranges.size() == 2);
@@ -397,7 +402,8 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     recording_source src;
     eigen_tensor<float, 2> y(1, static_cast<Eigen::Index>(n));
     y.setZero();
-    dm::eigen_backend<float, 2, pool_device>{pool2()}.lincomb_noise(y, 1.0f, y, 0.0f, y, 1.0f, src);
+    dm::eigen_thread_pool spinning{2, spin_throughout};
+    dm::eigen_backend<float, 2, pool_device>{spinning}.lincomb_noise(y, 1.0f, y, 0.0f, y, 1.0f, src);
     CHECK(src.threads.size() == (n >= 4096 ? 2u : 1u));
     for (std::size_t j = 0; j < n; j += 97) CHECK(y.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The backends' fork-join pool: every task of every pass runs exactly once, on the thread it is
-// meant for; passes never overlap; exceptions reach the caller; sleeping and spinning workers both
-// pick up every pass; nesting and concurrent callers neither deadlock nor mix passes. (The Eigen
+// meant for (or on the caller, when its worker was asleep); passes never overlap; exceptions reach
+// the caller; sleeping and spinning workers both take part in passes without being waited for
+// when asleep; nesting and concurrent callers neither deadlock nor mix passes. (The Eigen
 // backend built on it is checked bit for bit against DefaultDevice in eigen.test.cpp and
 // eigen_lincomb_noise.test.cpp, which build it from an eigen_thread_pool.)
 #include <diffusion/backend/eigen.hpp>
@@ -52,9 +53,13 @@ void check_passes(dm::fork_join_pool& pool, std::size_t tasks, int passes) {
 
 }  // namespace
 
-TEST_CASE("fork_join_pool runs task 0 on the caller and every other task on its own worker", "[backend][threads]") {
+// Long enough that no worker stops spinning during a test: a spinning worker runs its own task.
+constexpr auto spin_throughout = std::chrono::microseconds(std::chrono::minutes(10));
+
+TEST_CASE("fork_join_pool runs task 0 on the caller and every other task on its own spinning worker",
+          "[backend][threads]") {
   const int threads = GENERATE(1, 2, 3);
-  dm::fork_join_pool pool{threads};
+  dm::fork_join_pool pool{threads, spin_throughout};
   CHECK(pool.num_threads() == threads);
   std::vector<std::thread::id> ids(static_cast<std::size_t>(threads));
   auto task = [&](std::size_t k) { ids[k] = std::this_thread::get_id(); };
@@ -70,9 +75,15 @@ TEST_CASE("fork_join_pool: every task of every pass runs exactly once", "[backen
     dm::fork_join_pool pool{2};
     check_passes(pool, 2, 20000);
   }
-  SECTION("workers that sleep at once (spin 0): every pass wakes them") {
+  SECTION("workers that sleep at once (spin 0): every pass wakes them, or runs their tasks") {
     dm::fork_join_pool pool{2, 0us};
     check_passes(pool, 2, 2000);
+  }
+  SECTION("more than 33 threads: passes wait for every worker, as they cannot be claimed") {
+    dm::fork_join_pool pool{40, 0us};
+    check_passes(pool, 40, 50);
+    check_passes(pool, 34, 50);
+    check_passes(pool, 33, 50);
   }
   SECTION("passes with fewer tasks than threads, and with none") {
     dm::fork_join_pool pool{3};
@@ -94,9 +105,11 @@ TEST_CASE("fork_join_pool: every task of every pass runs exactly once", "[backen
 }
 
 TEST_CASE("fork_join_pool: passes at irregular intervals around the spin", "[backend][threads]") {
-  // Gaps below, at and above the spin (20 us here), with 1 or 2 workers' tasks: workers spin, go
-  // to sleep, are woken, and pick up passes in every state in between. Every task must run
-  // exactly once, and no pass may wait for a worker that will not come (a hang here is one).
+  // Gaps below, at and above the spin (20 us here), with 1 or 2 workers' tasks, short and long
+  // passes: workers spin, go to sleep, are left asleep, woken for a long pass or a loop of
+  // passes, claim, skip, and pick up passes in every state in between. Every task must run
+  // exactly once, and no pass may wait for a worker that will not come (a hang here is one: a
+  // prototype whose woken worker skipped a pass the caller counted on hung in 3 of 6 runs).
   dm::fork_join_pool pool{3, 20us};
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> gap_us(0, 50);
@@ -108,11 +121,87 @@ TEST_CASE("fork_join_pool: passes at irregular intervals around the spin", "[bac
     }
     const std::size_t tasks = 2 + static_cast<std::size_t>(p % 2);
     auto task = [&sums, p](std::size_t k) { sums[k] += p; };
-    pool.run(tasks, task);
+    pool.run(tasks, task, p % 5 == 0);
     want += p;
     if (tasks == 2) sums[2] += p;
   }
   CHECK(sums == std::vector<long long>{want, want, want});
+}
+
+TEST_CASE("fork_join_pool: after a pause the caller runs the tasks of workers that have not started",
+          "[backend][threads]") {
+  // A pass after the workers' spin would otherwise wait for a sleeping worker to run again (tens
+  // of microseconds, longer than a short pass). Passes 1 ms apart are no loop: a short one leaves
+  // the worker asleep and the caller runs task 1 (in all 50 passes on an idle machine; under load
+  // a worker that has not yet run since its last pass is not asleep, and runs its task: 49 of 50
+  // with two busy loops beside the test). A long one wakes it, and it joins if it comes in time
+  // (task 0 is trivial here, so it rarely does). For both, every task runs exactly once.
+  const bool long_pass = GENERATE(false, true);
+  dm::fork_join_pool pool{2, 10us};
+  const auto caller = std::this_thread::get_id();
+  std::vector<std::thread::id> ran(2);
+  std::vector<int> calls(2, 0);
+  int task1_on_caller = 0;
+  for (int pass = 0; pass < 50; ++pass) {
+    std::this_thread::sleep_for(1ms);
+    auto task = [&](std::size_t k) {
+      ran[k] = std::this_thread::get_id();
+      ++calls[k];
+    };
+    pool.run(2, task, long_pass);
+    CHECK(ran[0] == caller);
+    if (ran[1] == caller) ++task1_on_caller;
+  }
+  CHECK(calls == std::vector<int>{50, 50});
+  INFO("passes whose task 1 ran on the caller: " << task1_on_caller);
+  if (!long_pass) CHECK(task1_on_caller >= 1);
+}
+
+TEST_CASE("fork_join_pool: a sleeping worker takes part in a long pass", "[backend][threads]") {
+  // Task 0 lasts until task 1 has started (or 10 s): the worker, woken by the long pass, must come
+  // and claim task 1 rather than leave it to the caller.
+  dm::fork_join_pool pool{2, 0us};
+  for (int pass = 0; pass < 5; ++pass) {
+    std::this_thread::sleep_for(2ms);
+    std::atomic<bool> started{false};
+    std::thread::id ran1;
+    auto task = [&](std::size_t k) {
+      if (k == 1) {
+        ran1 = std::this_thread::get_id();
+        started.store(true);
+        return;
+      }
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      while (!started.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    };
+    pool.run(2, task);
+    CHECK(ran1 != std::this_thread::get_id());
+  }
+}
+
+TEST_CASE("fork_join_pool: a loop of short passes wakes a sleeping worker, which then takes part",
+          "[backend][threads]") {
+  // Passes ~20 us apart (a sampler loop with a cheap model) after the worker went to sleep: the
+  // first short passes leave it asleep and run on the caller; once they keep coming, one wakes it
+  // and waits for it, and it spins from then on (200 ms here, so that a slow machine cannot put
+  // it back to sleep): the last 1000 of 3000 passes must run task 1 on it.
+  dm::fork_join_pool pool{2, std::chrono::microseconds(200ms)};
+  std::this_thread::sleep_for(300ms);  // longer than the spin: the worker sleeps
+  const auto caller = std::this_thread::get_id();
+  std::thread::id ran1;
+  auto task = [&](std::size_t k) {
+    if (k == 1) ran1 = std::this_thread::get_id();
+  };
+  int on_worker = 0, first_on_caller = 0;
+  for (int pass = 0; pass < 3000; ++pass) {
+    for (const auto until = std::chrono::steady_clock::now() + 20us; std::chrono::steady_clock::now() < until;) {
+    }
+    pool.run(2, task, false);
+    if (pass == 0 && ran1 == caller) ++first_on_caller;
+    if (pass >= 2000 && ran1 != caller) ++on_worker;
+  }
+  CHECK(first_on_caller == 1);
+  CHECK(on_worker == 1000);
 }
 
 TEST_CASE("fork_join_pool: tasks copied into the pass line and tasks referred to see the same values",
@@ -253,9 +342,9 @@ struct recording_source {
 }  // namespace
 
 TEST_CASE("eigen_thread_pool: the backend splits its passes on its fork_join_pool", "[backend][threads]") {
-  dm::eigen_thread_pool pool{2, 50us};
+  dm::eigen_thread_pool pool{2, spin_throughout};
   CHECK(pool.fork_join().num_threads() == 2);
-  CHECK(pool.fork_join().spin() == 50us);
+  CHECK(pool.fork_join().spin() == spin_throughout);
   Eigen::Tensor<float, 2, Eigen::RowMajor> z(2, 50);
 
   SECTION("threshold 0: one range per thread, cut at a multiple of 16 elements") {

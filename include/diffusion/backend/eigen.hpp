@@ -157,7 +157,7 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
       f(std::size_t{0}, n);
       return;
     }
-    split(n, f);
+    split(n, n / long_pass_factor >= split_from, f);
   }
 
   /// Calls f(first, last) over a partition of [0, items) into one range of whole items per thread
@@ -169,17 +169,22 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
       f(std::size_t{0}, items);
       return;
     }
-    split_items(items, f);
+    split_items(items, items * elements_per_item / long_pass_factor >= m_threshold, f);
   }
 
  private:
   static constexpr std::size_t granule = 16;
+  /// A pass this many times the threshold (2M elements by default, weighted) is long for the
+  /// pool (fork_join_pool::run's `long_pass`): a sleeping worker is woken for it and joins it
+  /// late, since one thread's pass outlasts the wake-up (~50 us; the device path's threshold rests
+  /// on the same measurement). A shorter one leaves it asleep and runs its range here.
+  static constexpr std::size_t long_pass_factor = 32;
 
   template <class F>
-  [[gnu::noinline]] void split_items(std::size_t items, F& f) const {
+  [[gnu::noinline]] void split_items(std::size_t items, bool long_pass, F& f) const {
     const std::size_t threads = thread_count();
     const std::size_t length = (items + threads - 1) / threads;
-    run_partition(items, length, f);
+    run_partition(items, length, long_pass, f);
   }
 
   std::size_t thread_count() const noexcept {
@@ -189,14 +194,14 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
 
   // Out of line, so that the serial path above stays a compare in front of the pass.
   template <class F>
-  [[gnu::noinline]] void split(std::size_t n, F& f) const {
+  [[gnu::noinline]] void split(std::size_t n, bool long_pass, F& f) const {
     const std::size_t threads = thread_count();
     if (threads == 1) {
       f(std::size_t{0}, n);
       return;
     }
     const std::size_t chunk = (n + threads - 1) / threads;
-    run_partition(n, (chunk + granule - 1) / granule * granule, f);
+    run_partition(n, (chunk + granule - 1) / granule * granule, long_pass, f);
   }
 
   // f(r * length, min(n, (r + 1) * length)) for every range r of [0, n), range 0 on this thread.
@@ -204,21 +209,21 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   // task, so that the pool can hand the whole task to a worker in its pass line when it is small
   // enough (fork_join_pool::publish); any other pass is referred to.
   template <class F>
-  void run_partition(std::size_t n, std::size_t length, F& f) const {
+  void run_partition(std::size_t n, std::size_t length, bool long_pass, F& f) const {
     const std::size_t ranges = (n + length - 1) / length;
     if constexpr (std::is_trivially_copyable_v<F>) {
       auto range = [f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
-      run_ranges(ranges, range);
+      run_ranges(ranges, long_pass, range);
     } else {
       auto range = [&f, length, n](std::size_t r) { f(r * length, std::min(n, (r + 1) * length)); };
-      run_ranges(ranges, range);
+      run_ranges(ranges, long_pass, range);
     }
   }
 
   template <class Range>
-  void run_ranges(std::size_t ranges, Range& range) const {
+  void run_ranges(std::size_t ranges, bool long_pass, Range& range) const {
     if (m_fork_join)
-      m_fork_join->run(ranges, range);
+      m_fork_join->run(ranges, range, long_pass);
     else
       run_on_eigen_pool(ranges, range);
   }

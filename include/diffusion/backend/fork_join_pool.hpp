@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -53,11 +54,21 @@ inline constexpr unsigned tight_spins = 512;
 ///
 /// After a pass a worker spins (busy-waits) for `spin` before it sleeps on a condition variable,
 /// so the next pass within that time starts at the cost of a cache-line exchange instead of a
-/// wake-up. The price is CPU time burnt by idle workers for up to `spin` after every pass;
-/// `spin` = 0 makes them sleep at once (each pass then pays the wake-up). A pass that finds a
-/// worker asleep waits for it to wake (45-50 us on the project's 2-core guest), longer than a
-/// pass over 64K elements takes on one thread: in a sampler loop whose model call outlasts
-/// `spin`, the first pass of every step pays it (docs/PERFORMANCE.md, "After a model call").
+/// wake-up. The price is CPU time burnt by idle workers for up to `spin` after every pass
+/// (`spin` = 0: none).
+///
+/// A pass never waits for a worker that was asleep when it began: it is a "claiming" pass, in
+/// which a worker claims its task (an atomic bit) and the caller runs the tasks still unclaimed
+/// when task 0 ends. Waiting would cost more than the pass: a wake-up takes 45-50 us on the
+/// project's 2-core guest, and a DDIM step over 64K elements 6 us on one thread, so in a sampler
+/// loop whose model call outlasts `spin` every step would pay it (docs/PERFORMANCE.md, "After a
+/// model call"). Sleeping workers are woken only
+/// - by a long pass (run's `long_pass`), which they join late if they come in time, and
+/// - by a loop of passes (8 in a row, each within twice `spin` of the one before, found a worker
+///   asleep): that pass waits for them, and they spin from then on.
+/// A woken worker leaves a short claiming pass to the caller (joining late, with the data in the
+/// caller's cache, takes longer than the pass) and spins for the next. Claiming needs one bit per
+/// worker task: a pass of more than 33 tasks waits for its workers.
 ///
 /// Neither copyable nor movable (the workers point at it). run() may be called from several
 /// threads (passes are serialised) and from inside a task of the same pool (the inner pass then
@@ -98,7 +109,7 @@ class fork_join_pool {
   /// after all calls have ended. A small trivially copyable task is called through a copy (see the
   /// class comment).
   template <class Task>
-  void run(std::size_t tasks, Task& task) {
+  void run(std::size_t tasks, Task& task, bool long_pass = true) {
     if (tasks > static_cast<std::size_t>(m_threads)) [[unlikely]]
       detail::throw_invalid_parts("fork_join_pool::run", {"tasks"}, tasks,
                                   {"[0, num_threads()] with num_threads() = ", m_threads});
@@ -109,19 +120,35 @@ class fork_join_pool {
     }
     const std::lock_guard serial(m_run);
     publish(task);
-    m_pass.tasks = static_cast<std::uint32_t>(tasks);
-    // Every worker acknowledges every pass, even one without a task for it: then no worker can
-    // still be reading this pass's fields when the next pass writes them.
-    const std::size_t done = m_done_expected += m_workers.size();
-    // seq_cst with the workers' m_sleepers increment: either a worker about to sleep sees the new
-    // generation in its wait, or this thread sees it counted and wakes it.
-    m_pass.generation.fetch_add(pass_step, std::memory_order_seq_cst);
-    if (m_sleepers.load(std::memory_order_seq_cst) > 0) wake_all();
+    // A pass that finds a worker asleep does not wait for it ("claiming"): this thread runs the
+    // workers' tasks still unclaimed when task 0 ends. It wakes the sleepers only for a long pass
+    // (they join it late) or a loop of passes (then it waits for them, as every other pass
+    // does, and they spin from then on). Claiming needs a bit per worker task: 33 threads at most.
+    const bool claiming = tasks <= 33 && m_sleepers.load(std::memory_order_seq_cst) > 0 &&
+                          (long_pass || !passes_frequent());
+    m_generation = ((m_generation + pass_step) & ~(long_bit | claiming_bit)) | (long_pass ? long_bit : 0) |
+                   (claiming ? claiming_bit : 0);
+    // High half: the claim bits of tasks 1 .. tasks - 1 when claiming, else the number of tasks.
+    const std::uint64_t high = claiming ? (std::uint64_t{1} << (tasks - 1)) - 1 : tasks;
+    // seq_cst with the workers' m_sleepers increment: either a worker about to sleep sees this
+    // pass before it sleeps, or this thread sees it counted (and, unless claiming, wakes it).
+    m_pass.state.store(high << 32 | m_generation, std::memory_order_seq_cst);
+    if (claiming ? long_pass : m_sleepers.load(std::memory_order_seq_cst) > 0) wake_all();
 
     const fork_join_pool* const outer = t_inside;
     t_inside = this;
     call(0);
+    // Unless claiming, every worker acknowledges the pass, even one without a task in it: then
+    // no worker can still be reading its fields when the next pass writes them. When claiming,
+    // only a worker that has claimed a task reads them, and acknowledges it.
+    std::size_t acks = m_workers.size();
+    if (claiming) {
+      std::uint64_t open = m_pass.state.fetch_and(0xffff'ffffu, std::memory_order_acq_rel) >> 32;
+      acks = tasks - 1 - static_cast<std::size_t>(std::popcount(open));
+      for (; open != 0; open &= open - 1) call(1 + static_cast<std::size_t>(std::countr_zero(open)));
+    }
     t_inside = outer;
+    const std::size_t done = m_done_expected += acks;
     for (unsigned spins = 0; m_done.load(std::memory_order_acquire) != done; ++spins) {
       // Polled without a pause at first (the other ranges end about when ours does; a pause costs
       // ~50 ns of latency on recent cores), then with one; and a worker that has lost its core
@@ -168,6 +195,28 @@ class fork_join_pool {
     }
   }
 
+  /// Whether the last `frequent_passes` passes that found a worker asleep each began within twice
+  /// the spin of the one before: a loop of passes, not the few of one sampler step after its model
+  /// call, which are over before a woken worker could help. Read only when a worker sleeps.
+  bool passes_frequent() noexcept {
+    constexpr unsigned frequent_passes = 8;
+    const auto now = std::chrono::steady_clock::now();
+    m_frequent_run = now - m_last_asleep <= 2 * m_spin ? m_frequent_run + 1 : 0;
+    m_last_asleep = now;
+    return m_frequent_run >= frequent_passes;
+  }
+
+  /// Worker k's claim on its task of the claiming pass of generation g.
+  bool claim(std::size_t k, std::uint32_t g) noexcept {
+    if (k > 32) return false;  // a claiming pass has at most 33 tasks
+    const std::uint64_t bit = std::uint64_t{1} << (32 + k - 1);
+    std::uint64_t s = m_pass.state.load(std::memory_order_relaxed);
+    while (static_cast<std::uint32_t>(s) == g && (s & bit) != 0)
+      if (m_pass.state.compare_exchange_weak(s, s & ~bit, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return true;
+    return false;
+  }
+
   void call(std::size_t k) noexcept {
     try {
       m_pass.invoke(m_pass.payload, k);
@@ -183,28 +232,46 @@ class fork_join_pool {
     // before this thread runs, and it must not be mistaken for the last one seen.
     std::uint32_t seen = 0;
     for (;;) {
-      wait_for_pass(seen);
-      seen = m_pass.generation.load(std::memory_order_acquire);
+      const auto [state, woken] = wait_for_pass(seen);
+      seen = static_cast<std::uint32_t>(state);
       if (seen & stop_bit) return;
-      if (k < m_pass.tasks) call(k);
-      m_done.fetch_add(1, std::memory_order_acq_rel);
+      if (seen & claiming_bit) {
+        // A short pass it was asleep for it leaves to the caller, whose core holds the data:
+        // joining late takes longer than the pass. It claims a long one, or one it saw awake.
+        if ((woken && (seen & long_bit) == 0) || !claim(k, seen)) continue;
+        call(k);
+      } else if (k < (state >> 32)) {
+        call(k);
+      }
+      m_done.fetch_add(1, std::memory_order_release);
     }
   }
 
-  void wait_for_pass(std::uint32_t seen) {
+  struct pass_seen {
+    std::uint64_t state;
+    bool woken;  // it slept, counted, before the pass began
+  };
+
+  /// The pass state once a pass after generation `seen` has begun.
+  pass_seen wait_for_pass(std::uint32_t seen) {
     using clock = std::chrono::steady_clock;
     const auto until = clock::now() + m_spin;
     for (unsigned spins = 1;; ++spins) {
-      if (m_pass.generation.load(std::memory_order_acquire) != seen) return;
+      if (const auto s = m_pass.state.load(std::memory_order_acquire); static_cast<std::uint32_t>(s) != seen)
+        return {s, false};
       if (spins < detail::tight_spins) continue;  // passes often come back to back
       detail::spin_pause();
       if (spins % 64 == 0 && clock::now() >= until) break;
     }
-    // Sleeping is the slow path (a pass waits for a wake-up), so the plain portable tool will do.
+    // Sleeping is the slow path, so the plain portable tool will do.
     std::unique_lock lock(m_sleep_mutex);
     m_sleepers.fetch_add(1, std::memory_order_seq_cst);
-    m_wake.wait(lock, [&] { return m_pass.generation.load(std::memory_order_seq_cst) != seen; });
+    const auto begun = [&] { return static_cast<std::uint32_t>(m_pass.state.load(std::memory_order_seq_cst)) != seen; };
+    // Begun before it was counted: the caller may not have seen it asleep.
+    const bool counted_first = !begun();
+    if (counted_first) m_wake.wait(lock, begun);
     m_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    return {m_pass.state.load(std::memory_order_acquire), counted_first};
   }
 
   void wake_all() {
@@ -214,7 +281,7 @@ class fork_join_pool {
   }
 
   void stop() noexcept {
-    m_pass.generation.fetch_or(stop_bit, std::memory_order_seq_cst);
+    m_pass.state.fetch_or(stop_bit, std::memory_order_seq_cst);
     wake_all();
     for (auto& w : m_workers)
       if (w.joinable()) w.join();
@@ -228,11 +295,12 @@ class fork_join_pool {
   // brings it the pass: written by run() before the generation is bumped, read by the workers after
   // they see the new generation (the fetch_add / acquire load pair orders them). The generation
   // counts passes in steps of 2; its lowest bit, once set, tells the workers to stop.
-  static constexpr std::uint32_t pass_step = 2, stop_bit = 1;
+  static constexpr std::uint32_t stop_bit = 1, long_bit = 2, claiming_bit = 4, pass_step = 8;
   static constexpr std::size_t payload_alignment = 16;
   struct alignas(64) pass_line {
-    std::atomic<std::uint32_t> generation{0};
-    std::uint32_t tasks = 0;
+    // Low half: the generation, counting passes in steps of pass_step, with the pass's flags in
+    // its low bits (stop_bit, once set, tells the workers to stop). High half: see run().
+    std::atomic<std::uint64_t> state{0};
     void (*invoke)(void*, std::size_t) = nullptr;
     alignas(payload_alignment) unsigned char payload[48];  // the task, or a pointer to it (publish)
   } m_pass;
@@ -240,7 +308,13 @@ class fork_join_pool {
   // Passes acknowledged by the workers, counted up (never reset, so the caller writes nothing the
   // workers must fetch back): a pass is over when it reaches m_done_expected.
   alignas(64) std::atomic<std::size_t> m_done{0};
+  // The caller's own line (the workers read m_spin every pass: nothing run() writes may share its
+  // line). Guarded by m_run: the expected count, the last generation published, passes_frequent's
+  // state.
   alignas(64) std::size_t m_done_expected = 0;
+  std::uint32_t m_generation = 0;
+  unsigned m_frequent_run = 0;
+  std::chrono::steady_clock::time_point m_last_asleep{};
   std::mutex m_run;
   std::exception_ptr m_error;
   std::mutex m_error_mutex;
