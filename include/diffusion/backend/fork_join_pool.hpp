@@ -124,8 +124,13 @@ class fork_join_pool {
     // workers' tasks still unclaimed when task 0 ends. It wakes the sleepers only for a long pass
     // (they join it late) or a loop of passes (then it waits for them, as every other pass
     // does, and they spin from then on). Claiming needs a bit per worker task: 33 threads at most.
-    const bool claiming = tasks <= 33 && m_sleepers.load(std::memory_order_seq_cst) > 0 &&
-                          (long_pass || !passes_frequent());
+    // At most max_claiming_run claiming passes in a row: a sleeping worker skips them unseen, and
+    // a pass that waits for every worker brings each up to date before its generation (29 bits
+    // of count) could wrap round to the one it last saw, when it would sleep through a pass that
+    // counts on it.
+    const bool claiming = tasks <= 33 && m_claiming_run < max_claiming_run &&
+                          m_sleepers.load(std::memory_order_seq_cst) > 0 && (long_pass || !passes_frequent());
+    m_claiming_run = claiming ? m_claiming_run + 1 : 0;
     m_generation = ((m_generation + pass_step) & ~(long_bit | claiming_bit)) | (long_pass ? long_bit : 0) |
                    (claiming ? claiming_bit : 0);
     // High half: the claim bits of tasks 1 .. tasks - 1 when claiming, else the number of tasks.
@@ -292,10 +297,12 @@ class fork_join_pool {
   std::vector<std::thread> m_workers;
 
   // The pass being run, in one cache line, so the line that tells a worker a pass has begun also
-  // brings it the pass: written by run() before the generation is bumped, read by the workers after
-  // they see the new generation (the fetch_add / acquire load pair orders them). The generation
-  // counts passes in steps of 2; its lowest bit, once set, tells the workers to stop.
+  // brings it the pass: written by run() before it stores the new state (seq_cst, so a release),
+  // read by the workers after they load it (acquire) or claim in it (an acq_rel CAS). The
+  // generation counts passes in steps of pass_step; the bits below are the pass's flags, and
+  // stop_bit, once set, tells the workers to stop.
   static constexpr std::uint32_t stop_bit = 1, long_bit = 2, claiming_bit = 4, pass_step = 8;
+  static constexpr std::uint32_t max_claiming_run = std::uint32_t{1} << 20;
   static constexpr std::size_t payload_alignment = 16;
   struct alignas(64) pass_line {
     // Low half: the generation, counting passes in steps of pass_step, with the pass's flags in
@@ -314,6 +321,7 @@ class fork_join_pool {
   alignas(64) std::size_t m_done_expected = 0;
   std::uint32_t m_generation = 0;
   unsigned m_frequent_run = 0;
+  std::uint32_t m_claiming_run = 0;
   std::chrono::steady_clock::time_point m_last_asleep{};
   std::mutex m_run;
   std::exception_ptr m_error;
