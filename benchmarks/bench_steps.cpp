@@ -74,6 +74,18 @@ void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise,
   count(st, s);
 }
 
+/// Calls f(be) with a backend on one thread (DefaultDevice) or on the shared two-thread pool.
+template <int R, class F>
+void on_threads(bool two_threads, F&& f) {
+  if (two_threads) {
+    backend2<R> be(pool2());
+    f(be);
+  } else {
+    backend1<R> be;
+    f(be);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The same arithmetic by hand.
 
@@ -363,32 +375,14 @@ void register_threshold_shape(const shape& s) {
     const bool two = std::string(t) == "2t";
     add(std::string("step/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
       null_noise nn;
-      if (two) {
-        backend2<R> be(pool2());
-        library_step<ddim_case, R>(st, s, be, nn);
-      } else {
-        backend1<R> be;
-        library_step<ddim_case, R>(st, s, be, nn);
-      }
+      on_threads<R>(two, [&](auto& be) { library_step<ddim_case, R>(st, s, be, nn); });
     });
     add(std::string("stochastic/ddpm/lincomb_noise/") + t + "/" + s.name, [s, two](benchmark::State& st) {
-      if (two) {
-        backend2<R> be(pool2());
-        backend_lincomb_noise<R>(st, s, be);
-      } else {
-        backend1<R> be;
-        backend_lincomb_noise<R>(st, s, be);
-      }
+      on_threads<R>(two, [&](auto& be) { backend_lincomb_noise<R>(st, s, be); });
     });
     add(std::string("stochastic/ddpm/philox/") + t + "/" + s.name, [s, two](benchmark::State& st) {
       dm::philox_noise noise(7);
-      if (two) {
-        backend2<R> be(pool2());
-        library_step<ddpm_case, R>(st, s, be, noise);
-      } else {
-        backend1<R> be;
-        library_step<ddpm_case, R>(st, s, be, noise);
-      }
+      on_threads<R>(two, [&](auto& be) { library_step<ddpm_case, R>(st, s, be, noise); });
     });
   }
 }
@@ -410,23 +404,11 @@ void register_after_model(const shape& s) {
     };
     reg(std::string("after_model/ddim/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
       null_noise nn;
-      if (two) {
-        backend2<R> be(pool2());
-        library_step<ddim_case, R>(st, s, be, nn, after_model_time);
-      } else {
-        backend1<R> be;
-        library_step<ddim_case, R>(st, s, be, nn, after_model_time);
-      }
+      on_threads<R>(two, [&](auto& be) { library_step<ddim_case, R>(st, s, be, nn, after_model_time); });
     });
     reg(std::string("after_model/ddpm/library/") + t + "/" + s.name, [s, two](benchmark::State& st) {
       dm::philox_noise noise(7);
-      if (two) {
-        backend2<R> be(pool2());
-        library_step<ddpm_case, R>(st, s, be, noise, after_model_time);
-      } else {
-        backend1<R> be;
-        library_step<ddpm_case, R>(st, s, be, noise, after_model_time);
-      }
+      on_threads<R>(two, [&](auto& be) { library_step<ddpm_case, R>(st, s, be, noise, after_model_time); });
     });
   }
 }
