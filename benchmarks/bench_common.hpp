@@ -99,6 +99,7 @@ struct unfused_philox {
   void fill_uniform(std::span<S> out, std::size_t batch) {
     noise.fill_uniform(out, batch);
   }
+  std::uint64_t draw_index() const noexcept { return noise.draw_index(); }
   std::uint64_t next_draw() noexcept { return noise.next_draw(); }
   template <class S>
   void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,

@@ -35,6 +35,7 @@ using dm::test::require_identical;
 using dm::test::require_matches_reference;
 
 using pool_device = Eigen::ThreadPoolDevice;
+using Catch::Matchers::Contains;
 
 // The concept, for both devices, both scalars, ranks 2 and 4 (and 1 and 3 for good measure).
 static_assert(dm::tensor_backend<dm::eigen_backend<float, 2>>);
@@ -332,10 +333,12 @@ namespace {
 struct recording_source {
   mutable std::mutex mutex;
   mutable std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  mutable std::vector<std::pair<std::size_t, std::thread::id>> range_threads;  // (begin, thread)
   mutable std::set<std::thread::id> threads;
   std::uint64_t draw = 0;
   std::size_t throw_from = std::numeric_limits<std::size_t>::max();
 
+  std::uint64_t draw_index() const { return draw; }
   std::uint64_t next_draw() { return draw++; }
   template <class S>
   void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t k, std::size_t begin,
@@ -343,6 +346,7 @@ struct recording_source {
     {
       const std::lock_guard lock(mutex);
       ranges.emplace_back(begin, end);
+      range_threads.emplace_back(begin, std::this_thread::get_id());
       threads.insert(std::this_thread::get_id());
     }
     if (begin >= throw_from) throw std::runtime_error("range source failed");
@@ -361,6 +365,46 @@ struct recording_source {
 
 }  // namespace
 
+TEST_CASE("eigen_backend: a long pass is cut into chunks that the threads take in turn", "[backend][eigen][threads]") {
+  // fill_normal weighs 4 per element: from 65536 / 4 * 32 = 524288 elements a pass is long at the
+  // default threshold, and is cut into up to 16 chunks (two threads) of at least 65536 / 4.
+  const std::size_t n = GENERATE(as<std::size_t>{}, 524288, 524288 + 4099, 1u << 21);
+  eigen_tensor<float, 2> z(1, static_cast<Eigen::Index>(n));
+
+  // A pool whose worker spins, and one whose worker is asleep when the pass begins (it then joins
+  // late, or not at all, and the caller takes the chunks it has not reached).
+  const bool asleep = GENERATE(false, true);
+  INFO("n = " << n << (asleep ? ", worker asleep" : ", worker spinning"));
+  dm::eigen_thread_pool pool{2, asleep ? std::chrono::microseconds(0) : spin_throughout};
+  const dm::eigen_backend<float, 2, pool_device> be{pool};
+  for (int pass = 0; pass < 3; ++pass) {
+    if (asleep) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    recording_source src;
+    be.fill_normal(z, src);
+    std::sort(src.ranges.begin(), src.ranges.end());
+    REQUIRE(src.ranges.size() == 16);
+    CHECK(src.ranges.front().first == 0);
+    CHECK(src.ranges.back().second == n);
+    for (std::size_t r = 0; r + 1 < src.ranges.size(); ++r) {
+      CHECK(src.ranges[r].second % 16 == 0);
+      CHECK(src.ranges[r + 1].first == src.ranges[r].second);
+    }
+    // The caller takes chunks from the front and the worker from the back, so the caller's are a
+    // prefix and the worker's the rest (either may be empty: a woken worker that the kernel puts
+    // on the caller's core can take them all before the caller runs again).
+    CHECK(src.threads.size() <= 2);
+    std::sort(src.range_threads.begin(), src.range_threads.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    const auto caller = std::this_thread::get_id();
+    const auto first_worker = std::find_if(src.range_threads.begin(), src.range_threads.end(),
+                                           [&](const auto& r) { return r.second != caller; });
+    CHECK(std::none_of(first_worker, src.range_threads.end(), [&](const auto& r) { return r.second == caller; }));
+    bool all = true;
+    for (std::size_t j = 0; j < n; ++j) all = all && z.data()[j] == static_cast<float>(j % 1000) + 1.0f;
+    CHECK(all);
+  }
+}
+
 TEST_CASE("eigen_backend::fill_normal splits the elements into one range per pool thread", "[backend][eigen]") {
   const std::size_t n = GENERATE(as<std::size_t>{}, 17, 1001, 4099, 100003);
   eigen_tensor<float, 2> z(1, static_cast<Eigen::Index>(n));
@@ -373,19 +417,29 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
     CHECK(src.ranges[0] == std::pair<std::size_t, std::size_t>{0, n});
     CHECK(src.threads == std::set<std::thread::id>{std::this_thread::get_id()});
   }
-  SECTION("pool(2), threshold 0: two ranges of whole 16-element granules, two threads") {
+  SECTION("pool(2), threshold 0: ranges of whole 16-element granules that tile the tensor") {
+    // Every pass is long at threshold 0; one with at least 3 x 65536 elements' worth of work
+    // (4 per element for fill_normal) is cut into one chunk per 65536, up to 8 per thread.
+    const std::size_t chunks = 4 * n >= 3 * 65536 ? std::min<std::size_t>(16, 4 * n / 65536) : 2;
     recording_source src;
     dm::eigen_thread_pool spinning{2, spin_throughout};
     dm::eigen_backend<float, 2, pool_device>{spinning, 0}.fill_normal(z, src);
     CHECK(src.draw == 1);
     std::sort(src.ranges.begin(), src.ranges.end());
-    REQUIRE(src.ranges.size() == 2);
-    CHECK(src.ranges[0].first == 0);
-    CHECK(src.ranges[0].second % 16 == 0);
-    CHECK(src.ranges[1].first == src.ranges[0].second);
-    CHECK(src.ranges[1].second == n);
-    CHECK(src.threads.size() == 2);
-    CHECK(src.threads.count(std::this_thread::get_id()) == 1);
+    REQUIRE(src.ranges.size() == chunks);
+    CHECK(src.ranges.front().first == 0);
+    CHECK(src.ranges.back().second == n);
+    for (std::size_t r = 0; r + 1 < chunks; ++r) {
+      CHECK(src.ranges[r].second % 16 == 0);
+      CHECK(src.ranges[r + 1].first == src.ranges[r].second);
+    }
+    // Two ranges: the caller runs the first and the spinning worker the second. Chunks: the
+    // worker takes some from the back if it comes in time (the next test case).
+    if (chunks == 2) {
+      CHECK(src.threads.size() == 2);
+      CHECK(src.threads.count(std::this_thread::get_id()) == 1);
+    }
+    CHECK(src.threads.size() <= 2);
     for (std::size_t j = 0; j < n; j += 97) CHECK(z.data()[j] == static_cast<float>(j % 1000) + 1.0f);
   }
   SECTION("pool(2), default threshold: fill_normal splits from 65536 / 4 = 16384 elements") {
@@ -410,7 +464,9 @@ TEST_CASE("eigen_backend::fill_normal splits the elements into one range per poo
   SECTION("pool(2), a threshold of its own: fill_normal splits from threshold / 4 elements") {
     recording_source src;
     dm::eigen_backend<float, 2, pool_device>{pool2(), 4 * 1001}.fill_normal(z, src);
-    CHECK(src.ranges.size() == (n >= 1001 ? 2u : 1u));
+    // From 32 x 1001 elements the pass is long, and cut into chunks if it has 3 x 65536 of work.
+    const std::size_t long_chunks = std::min<std::size_t>(16, 4 * n / 65536);
+    CHECK(src.ranges.size() == (n < 1001 ? 1u : n / 32 >= 1001 && long_chunks > 2 ? long_chunks : 2u));
   }
   SECTION("pool(1): one range") {
     recording_source src;
@@ -429,9 +485,33 @@ TEST_CASE("eigen_backend::fill_normal rethrows a failure of a worker's range", "
   src.throw_from = 0;  // both fail: one exception comes back, after both ranges are done
   CHECK_THROWS_WITH(be.fill_normal(z, src), "range source failed");
   CHECK(src.ranges.size() == 4);
+  CHECK(src.draw == 0);  // a draw the source failed to serve is not consumed
   // The pool still works afterwards.
   src.throw_from = std::numeric_limits<std::size_t>::max();
   CHECK_NOTHROW(be.fill_normal(z, src));
+  CHECK(src.draw == 1);
+}
+
+TEST_CASE("eigen_backend: a draw the noise source refuses is not consumed, on every device", "[backend][eigen][rng]") {
+  for_each_backend<float, 2>([&](const auto& be, const char* name) {
+    INFO(name);
+    // Per-sample streams from 2^32 - 1: a batch of 2 needs stream 2^32, which philox_noise refuses.
+    dm::philox_noise noise(1, 0xffffffffu, true);
+    eigen_tensor<float, 2> y(2, 5000), x(2, 5000);
+    x.setZero();
+    CHECK_THROWS_WITH(be.fill_normal(y, noise), Contains("stream + batch - 1 = 4294967296"));
+    CHECK_THROWS_WITH(be.lincomb_noise(y, 1.0f, x, 1.0f, x, 1.0f, noise), Contains("stream + batch - 1"));
+    CHECK(noise.draw_index() == 0);
+    // An empty tensor draws nothing, so it is not refused, and the draw is taken as on the
+    // reference path (diffusion::draw_normal with a source that fills by itself).
+    eigen_tensor<float, 2> empty(4, 0);
+    CHECK_NOTHROW(be.fill_normal(empty, noise));
+    CHECK_NOTHROW(be.lincomb_noise(empty, 1.0f, empty, 1.0f, empty, 1.0f, noise));
+    CHECK(noise.draw_index() == 2);
+    dm::philox_noise generic(1, 0xffffffffu, true);
+    CHECK_NOTHROW(generic.fill_normal(dm::elements(empty), 4));
+    CHECK(generic.draw_index() == 1);
+  });
 }
 
 namespace {

@@ -331,6 +331,7 @@ struct recording_source {
   };
   mutable std::mutex mutex;
   mutable std::vector<call> calls;
+  std::uint64_t draw_index() const noexcept { return 0; }
   std::uint64_t next_draw() noexcept { return 0; }
   void fill_normal_range(std::span<float> out, std::size_t, std::uint64_t, std::size_t begin, std::size_t end) const {
     for (std::size_t i = begin; i < end; ++i) out[i] = static_cast<float>(i);

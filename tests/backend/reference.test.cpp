@@ -204,6 +204,23 @@ TEMPLATE_TEST_CASE("reference_backend: clamp", "[backend][reference]", float, do
   }
 }
 
+TEST_CASE("reference_backend: tensors of another shape are rejected, not read past their end", "[backend][reference][errors]") {
+  using Catch::Matchers::Contains;
+  const dm::reference_backend<double> be;
+  dm::reference_tensor<double> y({2, 3}), x({2, 3}), wrong({3, 2}), short_one({2, 2});
+  const std::vector<double> two{1, 2}, three{1, 2, 3};
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0, wrong), Contains("lincomb") && Contains("x1") && Contains("[3, 2]") && Contains("[2, 3]"));
+  CHECK_THROWS_WITH(be.lincomb(y, 1.0, x, 2.0, x, 3.0, short_one), Contains("x3") && Contains("[2, 2]"));
+  CHECK_THROWS_WITH(be.lincomb(short_one, 1.0, x), Contains("x1") && Contains("[2, 2]"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, wrong, two, x), Contains("x1") && Contains("[3, 2]"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, two, short_one), Contains("x2") && Contains("[2, 2]"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, three, x, two, x), Contains("a.size() = 3") && Contains("2"));
+  CHECK_THROWS_WITH(be.lincomb_per_sample(y, two, x, three, x), Contains("b.size() = 3"));
+  CHECK_THROWS_WITH(be.clamp(y, short_one, -1.0, 1.0), Contains("clamp") && Contains("[2, 2]"));
+  CHECK_NOTHROW(be.lincomb(y, 1.0, x, 2.0, y));
+  CHECK_NOTHROW(be.lincomb_per_sample(y, two, x, two, y));
+}
+
 TEST_CASE("clamp rejects lo > hi on the library's backends", "[backend][clamp][errors]") {
   diffusion::reference_backend<double> ref;
   diffusion::reference_tensor<double> x({2, 2});

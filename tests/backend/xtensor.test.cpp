@@ -383,6 +383,7 @@ struct recording_source {
   mutable std::vector<std::size_t> batches;
   std::uint64_t draw = 0;
 
+  std::uint64_t draw_index() const { return draw; }
   std::uint64_t next_draw() { return draw++; }
   template <class S>
   void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t k, std::size_t begin,

@@ -17,6 +17,7 @@
 #include <diffusion/backend/reference.hpp>
 #include <diffusion/loss/ddpm_loss.hpp>
 #include <diffusion/loss/denoising_loss.hpp>
+#include <diffusion/loss/weighting.hpp>
 #include <diffusion/process/vp_discrete.hpp>
 #include <diffusion/random/philox_noise.hpp>
 
@@ -257,9 +258,39 @@ TEST_CASE("denoising_loss rejects bad input with a message naming the parameter"
     CHECK_THROWS_WITH(dm::uniform_continuous_time(0.0, std::numeric_limits<double>::infinity()), Contains("t_max"));
   }
   SECTION("a score target needs sigma(t) > 0") {
-    const dm::denoising_loss score_loss{toy_ve{}, dm::uniform_continuous_time{0.0, 1.0}, dm::score_param{}};
+    const dm::denoising_loss score_loss{toy_ve{}, dm::uniform_continuous_time{0.1, 1.0}, dm::score_param{}};
     dm::loss_batch b2(x0);
     b2.t = {0.5, 0.0, 0.2, 0.1};
     CHECK_THROWS_WITH(score_loss.perturb(be, x0, b2), Contains("t[1]") && Contains("sigma"));
+  }
+  SECTION("a time range that reaches a time the loss cannot use fails at construction") {
+    // t = 0 comes out of a float uniform once in 2^24 draws: without these checks a run would stop
+    // in the middle of training.
+    CHECK_THROWS_WITH((dm::denoising_loss{toy_ve{}, dm::uniform_continuous_time{0.0, 1.0}, dm::score_param{}}),
+                      Contains("time sampling end t = 0") && Contains("sigma(t) > 0"));
+    CHECK_THROWS_WITH((dm::denoising_loss{toy_ve{}, dm::uniform_continuous_time{0.0, 1.0}, dm::x0_param{},
+                                          dm::sigma_squared_weight{}}),
+                      Contains("weight at the time sampling end t = 0") && Contains("inf") && Contains("[0, inf)"));
+    CHECK_NOTHROW(dm::denoising_loss{toy_ve{}, dm::uniform_continuous_time{0.0, 1.0}, dm::x0_param{}});
+    CHECK_NOTHROW(dm::denoising_loss{toy_ve{}, dm::uniform_continuous_time{1e-3, 1.0}, dm::x0_param{},
+                                     dm::sigma_squared_weight{}});
+  }
+  SECTION("replayed noise and a replaced target must have the shape of x0") {
+    // perturb() replays a caller's noise; a backend need not check shapes, so the loss does.
+    loss.draw(be, x0, noise, batch);
+    for (const std::vector<std::size_t>& shape : {std::vector<std::size_t>{3, 4}, {4, 2}, {12}}) {
+      dm::loss_batch b2(x0);
+      b2.t = batch.t;
+      b2.noise = tensor(shape);
+      CHECK_THROWS_WITH(loss.perturb(be, x0, b2), Contains("batch.noise") && Contains("[4, 3]"));
+      dm::loss_batch b3(x0);
+      b3.t = batch.t;
+      b3.target = tensor(shape);
+      CHECK_THROWS_WITH(loss.perturb(be, x0, b3), Contains("batch.target") && Contains("[4, 3]"));
+    }
+  }
+  SECTION("a per-sample vector of the wrong size is named") {
+    batch.weight.resize(3);
+    CHECK_THROWS_WITH(loss.draw(be, x0, noise, batch), Contains("batch.weight.size() = 3") && Contains("4"));
   }
 }

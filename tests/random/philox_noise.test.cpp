@@ -96,7 +96,9 @@ TEMPLATE_LIST_TEST_CASE("philox_noise element j of draw k of stream s follows th
   const std::uint64_t seed = 0x299f31d0a4093822ull;
   const std::uint32_t stream = GENERATE(0u, 7u, 0xfffffff0u);
   const bool per_sample = GENERATE(false, true);
-  const std::size_t batch = 3, d = 37;  // sample size not a multiple of 4
+  // Samples of a few counters (up to 16 elements) take the pair-by-pair path of the transform,
+  // longer ones the vector path; sizes that are not multiples of 4 end inside a counter.
+  const std::size_t batch = 3, d = GENERATE(as<std::size_t>{}, 1, 2, 3, 5, 16, 17, 37);
   philox_noise noise(seed, stream, per_sample);
   std::vector<S> z(batch * d), u(batch * d);
   for (std::uint32_t k = 0; k < 3; ++k) {
@@ -343,7 +345,15 @@ TEST_CASE("philox_noise rejects a bad batch, range, draw index or stream overflo
   CHECK_THROWS_WITH(noise.fill_uniform(out, 0), Contains("batch = 0"));
   CHECK(noise.draw_index() == 0);  // a rejected fill does not consume a draw
   CHECK_THROWS_WITH(noise.fill_normal_range(out, 3, 0, 0, 13), Contains("end = 13") && Contains("[0, 12]"));
-  CHECK_THROWS_WITH(noise.fill_normal_range(out, 3, 0, 7, 6), Contains("begin = 7"));
+  CHECK_THROWS_WITH(noise.fill_normal_range(out, 3, 0, 7, 6), Contains("end = 6") && Contains("[begin, out.size()] = [7, 12]"));
+  CHECK_THROWS_WITH(noise.fill_normal_range(out, 3, 0, 20, 25), Contains("begin = 20") && Contains("[0, out.size()] = [0, 12]"));
+  // write_normal_range's messages name its own parameters.
+  std::vector<double> block(4);
+  const std::span<double> dst(block);
+  CHECK_THROWS_WITH(noise.write_normal_range(12, 3, 0, 20, dst), Contains("begin = 20") && Contains("[0, size] = [0, 12]"));
+  CHECK_THROWS_WITH(noise.write_normal_range(12, 3, 0, 10, dst),
+                    Contains("begin + dst.size() = 14") && Contains("[begin, size] = [10, 12]"));
+  CHECK_THROWS_WITH(noise.write_normal_range(12, 5, 0, 0, dst), Contains("batch = 5") && Contains("a divisor of size = 12"));
   CHECK_THROWS_WITH(noise.fill_normal_range(out, 3, std::uint64_t{1} << 32, 0, 12),
                     Contains("draw index = 4294967296") && Contains("[0, 2^32)"));
   CHECK_NOTHROW(noise.fill_normal_range(out, 3, 0xffffffffull, 0, 12));
@@ -354,5 +364,9 @@ TEST_CASE("philox_noise rejects a bad batch, range, draw index or stream overflo
   CHECK_NOTHROW(plain.fill_normal(out, 3));  // one stream only: no overflow
   std::vector<double> empty;
   CHECK_NOTHROW(noise.fill_normal(std::span<double>(empty), 0));
+  // An empty tensor draws nothing, so no stream is used: a [4, 0] tensor is fine at any stream.
+  philox_noise last(1, 0xffffffffu, true);
+  CHECK_NOTHROW(last.fill_normal(std::span<double>(empty), 4));
+  CHECK(last.draw_index() == 1);
   CHECK_THROWS_AS(noise.fill_normal(out, 5), std::invalid_argument);
 }

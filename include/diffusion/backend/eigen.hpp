@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -148,7 +149,9 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   /// there a fork-join costs more than the pass (PERF-BASELINE.md: 32-64K elements). `Weight` is
   /// what an element of the pass costs against one of a memory-bound pass (a lincomb): a pass
   /// `Weight` times dearer per element pays for the fork-join at `Weight` times fewer elements, so
-  /// it splits from ceil(threshold / Weight) elements.
+  /// it splits from ceil(threshold / Weight) elements. A long pass (long_pass_factor times the
+  /// threshold) is cut into chunks_per_thread ranges per thread instead, which the threads take in
+  /// turn (see run_chunks).
   template <std::size_t Weight = 1, class F>
   void for_ranges(std::size_t n, F& f) const {
     static_assert(Weight >= 1, "diffusion::eigen_executor::for_ranges: Weight must be at least 1");
@@ -157,7 +160,7 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
       f(std::size_t{0}, n);
       return;
     }
-    split(n, n / long_pass_factor >= split_from, f);
+    split(n, n / long_pass_factor >= split_from, n * Weight, f);
   }
 
   /// Calls f(first, last) over a partition of [0, items) into one range of whole items per thread
@@ -169,7 +172,7 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
       f(std::size_t{0}, items);
       return;
     }
-    split_items(items, items * elements_per_item / long_pass_factor >= m_threshold, f);
+    split_items(items, items * elements_per_item / long_pass_factor >= m_threshold, items * elements_per_item, f);
   }
 
  private:
@@ -179,12 +182,32 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
   /// late, since one thread's pass outlasts the wake-up (~50 us; the device path's threshold rests
   /// on the same measurement). A shorter one leaves it asleep and runs its range here.
   static constexpr std::size_t long_pass_factor = 32;
+  /// Ranges per thread of a long pass. A worker that was asleep when the pass began joins it
+  /// ~50 us late (the wake-up); with one range per thread the caller would then wait for the late
+  /// range, with chunks it takes what the worker has not reached. 8: the caller waits for at most
+  /// an eighth of a share.
+  static constexpr std::size_t chunks_per_thread = 8;
+  /// The least work (elements times Weight) in a chunk: what the default threshold says pays for a
+  /// fork-join, ~5 us of a lincomb, so that taking a chunk (an atomic add on a shared line,
+  /// ~0.1 us) costs nothing measurable. A long pass at the default threshold has 32 of these.
+  static constexpr std::size_t min_chunk_work = 65536;
+
+  /// How many chunks a pass of `work` (elements times Weight) is cut into: one per thread, or for a
+  /// long pass up to chunks_per_thread per thread.
+  static std::size_t chunk_count(std::size_t threads, bool long_pass, std::size_t work) noexcept {
+    const std::size_t most = long_pass ? std::min(threads * chunks_per_thread, work / min_chunk_work) : 0;
+    return std::max(threads, most);
+  }
 
   template <class F>
-  [[gnu::noinline]] void split_items(std::size_t items, bool long_pass, F& f) const {
+  [[gnu::noinline]] void split_items(std::size_t items, bool long_pass, std::size_t work, F& f) const {
     const std::size_t threads = thread_count();
-    const std::size_t length = (items + threads - 1) / threads;
-    run_partition(items, length, long_pass, f);
+    const std::size_t chunks = std::min(items, chunk_count(threads, long_pass, work));
+    const std::size_t length = (items + chunks - 1) / chunks;
+    if (chunks > threads)
+      run_chunks(items, length, threads, f);
+    else
+      run_partition(items, length, long_pass, f);
   }
 
   std::size_t thread_count() const noexcept {
@@ -194,14 +217,48 @@ class eigen_executor<Eigen::ThreadPoolDevice> {
 
   // Out of line, so that the serial path above stays a compare in front of the pass.
   template <class F>
-  [[gnu::noinline]] void split(std::size_t n, bool long_pass, F& f) const {
+  [[gnu::noinline]] void split(std::size_t n, bool long_pass, std::size_t work, F& f) const {
     const std::size_t threads = thread_count();
     if (threads == 1) {
       f(std::size_t{0}, n);
       return;
     }
-    const std::size_t chunk = (n + threads - 1) / threads;
-    run_partition(n, (chunk + granule - 1) / granule * granule, long_pass, f);
+    const std::size_t chunks = chunk_count(threads, long_pass, work);
+    const std::size_t length = ((n + chunks - 1) / chunks + granule - 1) / granule * granule;
+    if (chunks > threads)
+      run_chunks(n, length, threads, f);
+    else
+      run_partition(n, length, long_pass, f);
+  }
+
+  // f(c * length, min(n, (c + 1) * length)) for every chunk c of [0, n), in a pass of `threads`
+  // tasks of a long pass that take the chunks not yet taken until none is left: the caller's task
+  // from the front, the workers' from the back. When every thread comes in time they meet near
+  // where the plain split would cut, so each thread works on about the same elements pass after
+  // pass (a step's tensors of 196K floats fit in two cores' caches, not in one: taking chunks
+  // in turn from one end cost 4-7% there); a worker that joins late takes only what the caller has
+  // not reached, and a task that is never claimed is run by the caller after its own and finds
+  // nothing left. Every pass here is elementwise or per item, so which thread runs a chunk does
+  // not change the results.
+  template <class F>
+  void run_chunks(std::size_t n, std::size_t length, std::size_t threads, F& f) const {
+    const auto chunks = static_cast<std::uint32_t>((n + length - 1) / length);  // at most threads * 8
+    // The next chunk from the front in the low half, one past the next from the back in the high
+    // half, on a line of its own (the tasks update it).
+    alignas(64) std::atomic<std::uint64_t> ends{std::uint64_t{chunks} << 32};
+    auto take = [&f, &ends, length, n](std::size_t task) {
+      for (std::uint64_t e = ends.load(std::memory_order_relaxed);;) {
+        const auto front = static_cast<std::uint32_t>(e), back = static_cast<std::uint32_t>(e >> 32);
+        if (front >= back) return;
+        const std::uint32_t c = task == 0 ? front : back - 1;
+        const std::uint64_t next = task == 0 ? e + 1 : e - (std::uint64_t{1} << 32);
+        if (ends.compare_exchange_weak(e, next, std::memory_order_relaxed)) {
+          f(c * length, std::min(n, (c + 1) * length));
+          e = ends.load(std::memory_order_relaxed);
+        }
+      }
+    };
+    run_ranges(threads, true, take);
   }
 
   // f(r * length, min(n, (r + 1) * length)) for every range r of [0, n), range 0 on this thread.
@@ -447,23 +504,28 @@ class eigen_backend {
   }
 
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
-  /// (noise.next_draw() once). Each element is a pure function of its index, so the bits equal
+  /// (noise.next_draw() once, after the draw was served: a request the source refuses consumes
+  /// none). Each element is a pure function of its index, so the bits equal
   /// noise.fill_normal(elements(z), batch_size(z)) whatever the device and thread count; on a thread
   /// pool from threshold / fill_pass_weight elements they are split into one range per thread.
   template <class Noise>
     requires detail::range_normal_source<Noise, Scalar>
   void fill_normal(tensor_type& z, Noise& noise) const {
-    const std::uint64_t draw = noise.next_draw();
+    const std::uint64_t draw = noise.draw_index();
     const std::span<Scalar> out{z.data(), static_cast<std::size_t>(z.size())};
     const std::size_t batch = static_cast<std::size_t>(z.dimension(0));
-    if (out.empty()) return;
     const Noise& source = noise;
     auto fill = [&](std::size_t begin, std::size_t end) { source.fill_normal_range(out, batch, draw, begin, end); };
-    m_exec.template for_ranges<fill_pass_weight>(out.size(), fill);
+    if (out.empty())
+      fill(0, 0);  // nothing to write, but the source's checks, as on every backend
+    else
+      m_exec.template for_ranges<fill_pass_weight>(out.size(), fill);
+    noise.next_draw();
   }
 
   /// y = a*x + b*e + c*z, where z is one fresh draw of standard normal noise from `noise`
-  /// (exactly one draw is consumed, as fill_normal does): the update of a stochastic sampler step
+  /// (exactly one draw is consumed, as fill_normal does, once served): the update of a stochastic
+  /// sampler step
   /// (DESIGN.md: x <- a x + b pred + c z) in one pass, with z generated in blocks of
   /// `noise_block` elements inside the loop and never stored in a tensor. y may alias x or e.
   ///
@@ -476,11 +538,15 @@ class eigen_backend {
                      Noise& noise) const {
     check_shape("eigen_backend::lincomb_noise", "x", y, x);
     check_shape("eigen_backend::lincomb_noise", "e", y, e);
-    const std::uint64_t draw = noise.next_draw();
+    const std::uint64_t draw = noise.draw_index();
     const std::size_t n = static_cast<std::size_t>(y.size());
-    if (n == 0) return;
     const std::size_t batch = static_cast<std::size_t>(y.dimension(0));
     const Noise& source = noise;
+    if (n == 0) {
+      source.write_normal_range(n, batch, draw, 0, std::span<Scalar>{});  // the source's checks only
+      noise.next_draw();
+      return;
+    }
     Scalar* const yd = y.data();
     const Scalar* const xd = x.data();
     const Scalar* const ed = e.data();
@@ -496,6 +562,7 @@ class eigen_backend {
       }
     };
     m_exec.template for_ranges<noise_pass_weight>(n, update);
+    noise.next_draw();
   }
 
   /// Elements of noise generated per block inside lincomb_noise: small enough for the first-level

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,7 @@ struct reference_backend {
   void lincomb(tensor_type& y, Scalar a, const tensor_type& x, const Rest&... rest) const {
     static_assert(sizeof...(Rest) % 2 == 0 && sizeof...(Rest) <= 6,
                   "lincomb takes 1 to 4 (coefficient, tensor) pairs");
+    check_terms(y, 1, a, x, rest...);
     const std::size_t n = x.data.size();
     for (std::size_t i = 0; i < n; ++i) y.data[i] = sum_terms(i, a, x, rest...);
   }
@@ -70,7 +72,14 @@ struct reference_backend {
   /// y[s, ...] = a[s] x1[s, ...] + b[s] x2[s, ...].
   void lincomb_per_sample(tensor_type& y, std::span<const Scalar> a, const tensor_type& x1,
                           std::span<const Scalar> b, const tensor_type& x2) const {
+    constexpr std::string_view where = "reference_backend::lincomb_per_sample";
+    check_shape(where, "x1", y, x1);
+    check_shape(where, "x2", y, x2);
     const std::size_t batch = tensor_traits<tensor_type>::batch_size(x1);
+    if (a.size() != batch) [[unlikely]]
+      detail::throw_invalid_parts(where, {"a.size()"}, a.size(), {"the batch size, ", batch});
+    if (b.size() != batch) [[unlikely]]
+      detail::throw_invalid_parts(where, {"b.size()"}, b.size(), {"the batch size, ", batch});
     const std::size_t d = batch == 0 ? 0 : x1.data.size() / batch;
     for (std::size_t s = 0; s < batch; ++s)
       for (std::size_t j = s * d; j < (s + 1) * d; ++j) y.data[j] = a[s] * x1.data[j] + b[s] * x2.data[j];
@@ -78,12 +87,27 @@ struct reference_backend {
 
   /// y = min(max(x, lo), hi).
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
+    check_shape("reference_backend::clamp", "x", y, x);
     if (!(lo <= hi)) [[unlikely]]
       throw_invalid("reference_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
     for (std::size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::min(std::max(x.data[i], lo), hi);
   }
 
  private:
+  // Every backend checks shapes: a mismatch would read or write past the end of a vector.
+  static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
+                          const tensor_type& x) {
+    if (!(y.shape == x.shape && y.data.size() == x.data.size())) [[unlikely]]
+      detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
+  }
+  static void check_terms(const tensor_type&, int) {}
+  template <class... Rest>
+  static void check_terms(const tensor_type& y, int k, Scalar, const tensor_type& x, const Rest&... rest) {
+    if (!(y.shape == x.shape && y.data.size() == x.data.size())) [[unlikely]]
+      detail::throw_shape_mismatch(x, y, "reference_backend::lincomb", detail::concat({"x", k}), "the shape of y");
+    check_terms(y, k + 1, rest...);
+  }
+
   // Left to right, as Eigen and xtensor evaluate `x1*a1 + x2*a2 + ...`, so backends agree.
   static Scalar sum_terms(std::size_t i, Scalar a, const tensor_type& x) { return a * x.data[i]; }
   static Scalar sum_terms(std::size_t i, Scalar a, const tensor_type& x, Scalar b, const tensor_type& x2) {

@@ -223,16 +223,16 @@ class basic_xtensor_backend {
   }
 
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
-  /// (noise.next_draw() once) and writing all elements with fill_normal_range: the bits equal
+  /// (noise.next_draw() once, after the draw was served: a request the source refuses consumes
+  /// none) and writing all elements with fill_normal_range: the bits equal
   /// noise.fill_normal(elements(z), batch_size(z)). (A source without the range interface is filled
   /// by diffusion::draw_normal's generic path.)
   template <class Noise>
     requires detail::range_normal_source<Noise, scalar_type>
   void fill_normal(tensor_type& z, Noise& noise) const {
-    const std::uint64_t draw = noise.next_draw();
     const std::span<scalar_type> out = traits::elements(z);
-    if (out.empty()) return;
-    std::as_const(noise).fill_normal_range(out, traits::batch_size(z), draw, 0, out.size());
+    std::as_const(noise).fill_normal_range(out, traits::batch_size(z), noise.draw_index(), 0, out.size());
+    noise.next_draw();
   }
 
  private:

@@ -25,11 +25,14 @@ concept noise_source = requires(N& n, std::span<Scalar> out, std::size_t batch) 
 
 namespace detail {
 
-/// A noise source whose draws can be generated in pieces: next_draw() hands out a draw index, and
-/// fill_normal_range writes out[begin, end) of that draw as a pure function of the element index,
-/// so any split across threads gives the same bits (diffusion::philox_noise is one).
+/// A noise source whose draws can be generated in pieces: draw_index() is the index of the next
+/// draw, fill_normal_range writes out[begin, end) of a draw as a pure function of the element
+/// index, so any split across threads gives the same bits, and next_draw() advances to the next
+/// draw (a backend calls it once the draw was served, so that a request the source refuses
+/// consumes no draw). diffusion::philox_noise is one.
 template <class N, class Scalar>
 concept range_normal_source = requires(N& n, const N& cn, std::span<Scalar> out, std::size_t i, std::uint64_t k) {
+  { cn.draw_index() } -> std::convertible_to<std::uint64_t>;
   { n.next_draw() } -> std::convertible_to<std::uint64_t>;
   cn.fill_normal_range(out, i, k, i, i);
 };

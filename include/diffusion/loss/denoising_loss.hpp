@@ -129,17 +129,29 @@ class denoising_loss {
   static constexpr parameterization target = Target::kind;
 
   /// \throws std::invalid_argument if the time sampling reaches times the process rejects (the
-  ///         process's own check names the time).
+  ///         process's own check names the time), a time with sigma(t) = 0 for a score target, or
+  ///         a time whose weight is negative or not finite.
   denoising_loss(Process process, TimeSampling time, Target = {}, Weighting weighting = {},
                  loss_options options = {})
       : m_process(std::move(process)), m_time(std::move(time)), m_weighting(std::move(weighting)),
         m_options(options) {
-    // Both ends of the time range, so that a range outside the process fails here and not in the
-    // middle of training.
+    // Both ends of the time range get the checks perturb() makes, so that a range that reaches a
+    // time the loss cannot use fails here and not in the middle of training (a float uniform is
+    // exactly 0 once in 2^24 draws).
+    constexpr std::string_view where = "denoising_loss";
     for (const double u : {0.0, std::nextafter(1.0, 0.0)}) {
       const double t = m_time(u);
       (void)m_process.alpha(t);
-      (void)m_process.sigma(t);
+      const double sigma = m_process.sigma(t);
+      if constexpr (target == parameterization::score)
+        if (!(sigma > 0.0)) [[unlikely]]
+          detail::throw_invalid_parts(where, {"time sampling end t"}, t,
+                                      {"times with sigma(t) > 0 (the score target is -eps/sigma); start the "
+                                       "time range above 0"});
+      const double w = m_weighting(m_process, t, target);
+      if (!(std::isfinite(w) && w >= 0.0)) [[unlikely]]
+        detail::throw_invalid_parts(where, {"weight at the time sampling end t = ", t}, w,
+                                    {"[0, inf) (start the time range where the weight is finite)"});
     }
   }
 
@@ -251,14 +263,22 @@ class denoising_loss {
     check_backend<Backend, T>();
     if (!same_shape(x0, batch.x_t)) [[unlikely]]
       detail::throw_shape_mismatch(x0, batch.x_t, where, "x0", "the shape the loss_batch was made for");
+    // The tensors a caller may replace (perturb() replays another implementation's noise) are
+    // checked too: a backend need not check shapes itself, and would read or write past the end.
+    if (!same_shape(batch.noise, x0)) [[unlikely]]
+      detail::throw_shape_mismatch(batch.noise, x0, where, "batch.noise", "the shape of x0");
+    if (!same_shape(batch.target, x0)) [[unlikely]]
+      detail::throw_shape_mismatch(batch.target, x0, where, "batch.target", "the shape of x0");
     const std::size_t b_size = batch_size(x0);
     require(b_size >= 1, where, "batch size", b_size, "at least 1");
-    for (const std::size_t n : {batch.t.size(), batch.alpha.size(), batch.sigma.size(), batch.weight.size(),
-                                batch.sample_loss.size(), batch.uniform.size(), batch.coef_a.size(),
-                                batch.coef_b.size()})
+    const std::pair<std::string_view, std::size_t> vectors[] = {
+        {"batch.t", batch.t.size()},         {"batch.alpha", batch.alpha.size()},
+        {"batch.sigma", batch.sigma.size()}, {"batch.weight", batch.weight.size()},
+        {"batch.sample_loss", batch.sample_loss.size()}, {"batch.uniform", batch.uniform.size()},
+        {"batch.coef_a", batch.coef_a.size()}, {"batch.coef_b", batch.coef_b.size()}};
+    for (const auto& [name, n] : vectors)
       if (n != b_size) [[unlikely]]
-        detail::throw_invalid_parts(where, {"loss_batch per-sample vector size"}, n,
-                                    {"the batch size of x0, ", b_size});
+        detail::throw_invalid_parts(where, {name, ".size()"}, n, {"the batch size of x0, ", b_size});
   }
 
   template <class Backend, tensor T>

@@ -108,20 +108,29 @@ namespace detail {
 /// roundings elsewhere, so that a build never calls a slow software fma.
 template <std::floating_point S>
 DIFFUSION_ALWAYS_INLINE S madd(S a, S b, S c) noexcept {
-#if defined(FP_FAST_FMAF)
+#if defined(FP_FAST_FMAF) || defined(__FMA__) || defined(__ARM_FEATURE_FMA)
   constexpr bool fast_float = true;
 #else
   constexpr bool fast_float = false;
 #endif
-#if defined(FP_FAST_FMA)
+#if defined(FP_FAST_FMA) || defined(__FMA__) || defined(__ARM_FEATURE_FMA)
   constexpr bool fast_double = true;
 #else
   constexpr bool fast_double = false;
 #endif
-  if constexpr (std::same_as<S, float> ? fast_float : fast_double)
+  if constexpr (std::same_as<S, float> ? fast_float : fast_double) {
     return std::fma(a, b, c);
-  else
-    return a * b + c;
+  } else {
+    // Two roundings, also where the compiler may contract a * b + c into one: clang does by
+    // default, and folds the fused form at compile time while the target computes the unfused one
+    // at run time (g++ defines FP_FAST_FMA wherever it would contract; clang defines it nowhere,
+    // hence __FMA__ above).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    const S product = a * b;
+    return product + c;
+  }
 }
 
 /// The IEEE-754 binary layout of S.

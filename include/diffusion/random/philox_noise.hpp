@@ -11,6 +11,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "../core/errors.hpp"
 #include "normal.hpp"
@@ -72,7 +73,7 @@ class philox_noise {
   template <std::floating_point S>
   void fill_normal_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
                          std::size_t end) const {
-    validate(out.size(), batch, draw, begin, end);
+    validate(out.size(), batch, draw, begin, end, range_names);
     fill_range<normal_kind>(out.size(), batch, draw, begin, end, out.data() + begin);
   }
 
@@ -82,7 +83,7 @@ class philox_noise {
   template <std::floating_point S>
   void write_normal_range(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin,
                           std::span<S> dst) const {
-    validate(size, batch, draw, begin, begin + dst.size());
+    validate(size, batch, draw, begin, begin + dst.size(), block_names);
     fill_range<normal_kind>(size, batch, draw, begin, begin + dst.size(), dst.data());
   }
 
@@ -90,7 +91,7 @@ class philox_noise {
   template <std::floating_point S>
   void fill_uniform_range(std::span<S> out, std::size_t batch, std::uint64_t draw, std::size_t begin,
                           std::size_t end) const {
-    validate(out.size(), batch, draw, begin, end);
+    validate(out.size(), batch, draw, begin, end, range_names);
     fill_range<uniform_kind>(out.size(), batch, draw, begin, end, out.data() + begin);
   }
 
@@ -111,6 +112,9 @@ class philox_noise {
   // Counters per chunk: the words and values of one chunk live on the stack (3 KiB for double).
   // 256 elements is in the flat part of the block-size curve (PERF-BASELINE.md: 256-1024 equal).
   static constexpr std::size_t chunk_counters = 64;
+  // Up to this many counters in a chunk are transformed pair by pair: a whole chunk's vector
+  // transform (128 pairs) costs about what 8 pairs cost one at a time.
+  static constexpr std::size_t few_counters = 4;
 
   // Elements [begin, end) of a tensor of `size` elements in `batch` samples to dst[0, end - begin)
   // (arguments validated by the caller).
@@ -141,7 +145,7 @@ class philox_noise {
   static void generate(const detail::philox_round_keys& keys, std::uint64_t draw, std::uint32_t stream,
                        std::uint64_t lo, std::uint64_t hi, S* dst) {
     constexpr std::size_t C = chunk_counters;
-    alignas(64) std::array<std::uint32_t, 4 * C> words{};  // zero: a short last chunk transforms zeros
+    alignas(64) std::array<std::uint32_t, 4 * C> words;  // the vector transform's unused tail is zeroed below
     alignas(64) std::array<S, 4 * C> values;
     std::uint64_t c = lo / 4;
     const std::uint64_t c_end = (hi + 3) / 4;
@@ -155,15 +159,30 @@ class philox_noise {
       // A chunk that lies wholly inside [lo, hi) goes straight to dst.
       S* out = e0 == 4 * c && e1 == 4 * (c + C) ? dst + (e0 - lo) : values.data();
       if constexpr (Kind == value_kind::normal) {
-        std::array<S, 2 * C> cos_part, sin_part;
-        detail::box_muller_arrays<S, 2 * C>(w, w + 2 * C, cos_part.data(), sin_part.data());
-        for (std::size_t i = 0; i < C; ++i) {
-          out[4 * i] = cos_part[i];
-          out[4 * i + 1] = sin_part[i];
-          out[4 * i + 2] = cos_part[C + i];
-          out[4 * i + 3] = sin_part[C + i];
+        if (n <= few_counters) {
+          // A few counters (the samples of a [B, 1] tensor with per-sample streams, a short range):
+          // the transform of their pairs alone, the same function, so the same bits.
+          for (std::size_t i = 0; i < n; ++i) {
+            const normal_pair<S> z0 = box_muller<S>(w[i], w[2 * C + i]);
+            const normal_pair<S> z1 = box_muller<S>(w[C + i], w[3 * C + i]);
+            out[4 * i] = z0.first;
+            out[4 * i + 1] = z0.second;
+            out[4 * i + 2] = z1.first;
+            out[4 * i + 3] = z1.second;
+          }
+        } else {
+          zero_unused_words(w, n);
+          std::array<S, 2 * C> cos_part, sin_part;
+          detail::box_muller_arrays<S, 2 * C>(w, w + 2 * C, cos_part.data(), sin_part.data());
+          for (std::size_t i = 0; i < C; ++i) {
+            out[4 * i] = cos_part[i];
+            out[4 * i + 1] = sin_part[i];
+            out[4 * i + 2] = cos_part[C + i];
+            out[4 * i + 3] = sin_part[C + i];
+          }
         }
       } else {
+        zero_unused_words(w, n);
         for (std::size_t i = 0; i < C; ++i) {
           out[4 * i] = uniform_from_word<S>(w[i]);
           out[4 * i + 1] = uniform_from_word<S>(w[2 * C + i]);
@@ -176,18 +195,39 @@ class philox_noise {
     }
   }
 
-  // Messages are built only on failure: a fill allocates nothing.
-  void validate(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end) const {
+  // What validate() calls the size and the ends of the range in its messages: the parameters of
+  // the function that was called.
+  struct argument_names {
+    std::string_view size, begin, end;
+  };
+  static constexpr argument_names range_names{"out.size()", "begin", "end"};
+  static constexpr argument_names block_names{"size", "begin", "begin + dst.size()"};
+
+  // The loops over a whole chunk (fixed length, so that they vectorise in any build) read all
+  // chunk_counters counters' words; in a short last chunk those past n are set to zero, and their
+  // values are dropped.
+  static void zero_unused_words(std::uint32_t* w, std::size_t n) {
+    constexpr std::size_t C = chunk_counters;
+    if (n < C)
+      for (std::uint32_t* part : {w, w + C, w + 2 * C, w + 3 * C}) std::fill(part + n, part + C, 0u);
+  }
+
+  // Messages are built only on failure: a fill allocates nothing. An empty tensor draws nothing,
+  // so only the range is checked for it (whatever the stream: a [4, 0] tensor is fine at any).
+  void validate(std::size_t size, std::size_t batch, std::uint64_t draw, std::size_t begin, std::size_t end,
+                const argument_names& names) const {
     constexpr std::uint64_t max_word = std::numeric_limits<std::uint32_t>::max();
     if (batch == 0 && size != 0)
       throw_invalid("philox_noise", "batch", batch, "at least 1 (0 only for an empty tensor)");
     if (batch != 0 && size % batch != 0)
-      detail::throw_invalid_parts("philox_noise", {"batch"}, batch, {"a divisor of out.size() = ", size});
+      detail::throw_invalid_parts("philox_noise", {"batch"}, batch, {"a divisor of ", names.size, " = ", size});
     if (draw > max_word) throw_invalid("philox_noise", "draw index", draw, "[0, 2^32)");
-    if (end > size)
-      detail::throw_invalid_parts("philox_noise", {"end"}, end, {"[begin, out.size()] = [", begin, ", ", size, "]"});
-    if (begin > end) detail::throw_invalid_parts("philox_noise", {"begin"}, begin, {"[0, end] = [0, ", end, "]"});
-    if (m_per_sample_streams && batch > 0 && m_stream + std::uint64_t{batch} - 1 > max_word)
+    if (begin > size)
+      detail::throw_invalid_parts("philox_noise", {names.begin}, begin, {"[0, ", names.size, "] = [0, ", size, "]"});
+    if (end < begin || end > size)
+      detail::throw_invalid_parts("philox_noise", {names.end}, end,
+                                  {"[", names.begin, ", ", names.size, "] = [", begin, ", ", size, "]"});
+    if (size != 0 && m_per_sample_streams && m_stream + std::uint64_t{batch} - 1 > max_word)
       throw_invalid("philox_noise", "stream + batch - 1", m_stream + std::uint64_t{batch} - 1,
                     "[0, 2^32) (per-sample streams are 32-bit)");
   }
