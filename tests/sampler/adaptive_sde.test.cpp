@@ -312,6 +312,11 @@ TEST_CASE("adaptive SDE: bad options throw naming the option, its value and the 
     return sample_adaptive_sde(p, model, be, x, noise, o);
   };
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  for (const std::vector<std::size_t>& shape : {std::vector<std::size_t>{0, 2}, {4, 0}}) {
+    philox_noise noise(1);
+    CHECK_THROWS_WITH(sample_adaptive_sde(p, model, be, tensor_d(shape), noise),
+                      Contains("number of elements of x = 0") && Contains("at least 1"));
+  }
   for (double v : {0.0, -0.1, inf, nan}) {
     CHECK_THROWS_WITH(run({.eps_rel = v}), Contains("eps_rel") && Contains("(0, inf)"));
     CHECK_THROWS_WITH(run({.eps_abs = v}), Contains("eps_abs") && Contains("(0, inf)"));

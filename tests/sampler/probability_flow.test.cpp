@@ -133,6 +133,23 @@ TEST_CASE("fixed-step probability flow: grid, step count and model calls", "[sam
     CHECK(custom.num_steps() == 3);
     CHECK(custom.time_next(2) == 0.01);
   }
+  SECTION("a grid ending at sigma = 0: refused before any model call where the last step needs a score there") {
+    // Heun and RK4 evaluate the model at each step's end; an eps model gives no score at t = 0.
+    const tensor_d x_T = prior_draw(p, 4, 2);
+    const time_grid to_zero(linspace(1.0, 0.0, 11));
+    model.calls = 0;
+    CHECK_THROWS_WITH(sample(probability_flow<vp_sde, heun_method>(p, to_zero), model, be, x_T, no_noise{}),
+                      Contains("grid[last] = 0") && Contains("sigma(t) > 0") && Contains("eps prediction") &&
+                          Contains("euler_method"));
+    CHECK_THROWS_WITH(sample(probability_flow<vp_sde, rk4_method>(p, to_zero), model, be, x_T, no_noise{}),
+                      Contains("grid[last] = 0"));
+    CHECK(model.calls == 0);
+    // Euler evaluates only at each step's start; a score model needs no conversion.
+    CHECK_NOTHROW(sample(probability_flow<vp_sde, euler_method>(p, to_zero), model, be, x_T, no_noise{}));
+    CHECK(model.calls == 10);
+    gaussian_mixture_model<vp_sde, score_param> score_model(test::golden_mixture(), p);
+    CHECK_NOTHROW(sample(probability_flow<vp_sde, heun_method>(p, to_zero), score_model, be, x_T, no_noise{}));
+  }
 }
 
 TEST_CASE("one step of each method, by hand", "[sampler][probability_flow]") {

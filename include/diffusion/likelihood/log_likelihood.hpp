@@ -58,9 +58,10 @@ struct likelihood_result {
 };
 
 /// Bits per dimension of a log-density in nats over D dimensions: -log p / (D ln 2) (score_sde
-/// `likelihood.py`). score_sde then adds 7 - log2 of its inverse scaler at -1 (8 for data in [0, 1])
-/// to turn the density of continuous data into bits of 8-bit discrete data; that offset is NOT
-/// applied here, since it depends on how the data were scaled and quantized.
+/// `likelihood.py`). score_sde then adds `7. - inverse_scaler(-1.)` (8 for data kept in [0, 1], 7
+/// for data centred to [-1, 1]) to turn the density of continuous data into bits of 8-bit discrete
+/// data; that offset is NOT applied here, since it depends on how the data were scaled and
+/// quantized.
 inline double bits_per_dim(double log_density, std::size_t dim) {
   return -log_density / (static_cast<double>(dim) * std::numbers::ln2);
 }

@@ -243,6 +243,8 @@ adaptive_sde_result<typename Backend::tensor_type> sample_adaptive_sde(const Pro
   constexpr bool observed = !std::same_as<std::remove_cvref_t<Observer>, null_observer>;
   const double end_time = Process::end_time();
   detail::validate(options, end_time);
+  // The error norm averages over the elements (or samples): an empty x has none.
+  require(size(x) >= 1, "sample_adaptive_sde", "number of elements of x", size(x), "at least 1");
 
   adaptive_sde_workspace<T> ws(x);
   ws.sde.need_prediction = observed;

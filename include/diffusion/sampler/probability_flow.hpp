@@ -102,6 +102,7 @@ struct euler_method {
 struct heun_method {
   static constexpr std::size_t order = 2;
   static constexpr std::size_t model_calls_per_step = 2;
+  static constexpr bool evaluates_at_step_end = true;  // d(x', t_next)
   static constexpr std::size_t scratch_tensors = 3;  // s1, x', s2
 
   template <class Backend, class Model, class Process, tensor T>
@@ -131,6 +132,7 @@ struct heun_method {
 struct rk4_method {
   static constexpr std::size_t order = 4;
   static constexpr std::size_t model_calls_per_step = 4;
+  static constexpr bool evaluates_at_step_end = true;  // k4 = d(x + h k3, t_next)
   static constexpr std::size_t scratch_tensors = 4;  // accumulated drift, current drift, stage point, score
 
   template <class Backend, class Model, class Process, tensor T>
@@ -212,7 +214,9 @@ class probability_flow {
       : probability_flow(std::move(process), make_grid(options), method) {}
 
   /// Integrates over a user-given decreasing grid of at least two times within [0, T]
-  /// (one step between consecutive entries).
+  /// (one step between consecutive entries). Heun and RK4 evaluate the model at each step's end,
+  /// so with a model that does not predict the score they need sigma > 0 at the grid's end: they
+  /// refuse such a grid at the first step, before any model call.
   /// \throws std::invalid_argument if the grid has fewer than two entries or leaves [0, T].
   probability_flow(Process process, time_grid grid, Method method = {})
       : m_process(std::move(process)), m_method(method), m_grid(std::move(grid)) {
@@ -239,13 +243,32 @@ class probability_flow {
     return probability_flow_workspace<T, Method::scratch_tensors>(x);
   }
 
+  /// \throws std::invalid_argument (at the first step, before any model call) if the method
+  ///         evaluates the model at each step's end, the grid ends where sigma(t) = 0, and the model
+  ///         does not predict the score: its prediction gives no score there.
   template <class Backend, class Model, class Noise, tensor T>
   void step(Backend& be, Model& model, Noise&, probability_flow_workspace<T, Method::scratch_tensors>& ws, T& x,
             std::size_t i) const {
+    if (i == 0) check_grid_end<std::remove_cvref_t<Model>>();
     m_method.advance(be, model, m_process, ws, x, m_grid[i], m_grid[i + 1]);
   }
 
  private:
+  template <class Model>
+  void check_grid_end() const {
+    if constexpr (requires { Method::evaluates_at_step_end; }) {
+      if constexpr (Method::evaluates_at_step_end && parameterization_of<Model> != parameterization::score) {
+        const double t_last = m_grid[m_grid.size() - 1];
+        if (!(m_process.sigma(t_last) > 0.0)) [[unlikely]]
+          detail::throw_invalid_parts(
+              "probability_flow", {"grid[last]"}, t_last,
+              {"times with sigma(t) > 0 (this method evaluates the model at each step's end, and a ",
+               name(parameterization_of<Model>),
+               " prediction gives no score where sigma = 0): end the grid above 0, or use euler_method"});
+      }
+    }
+  }
+
   static time_grid make_grid(const probability_flow_options& o) {
     require(o.steps >= 1, "probability_flow", "steps", o.steps, "at least 1");
     const double T = Process::end_time();
