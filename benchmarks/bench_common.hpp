@@ -234,6 +234,16 @@ struct heun_case {
   }
 };
 
+/// The same Heun step with an eps model, whose output the sampler converts to the score.
+struct heun_eps_case : heun_case {
+  static constexpr const char* name = "pf_heun_eps_model";
+  null_model<dm::eps_param> eps_model;
+  template <class Be, class N, class W, class T>
+  void step(Be& be, N& noise, W& ws, T& x) {
+    sampler.step(be, eps_model, noise, ws, x, step_index);
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Hand-fused loops: the same arithmetic as one plain loop per pass over float arrays, with the
 // coefficients computed once by the caller. Kept out of line: inlined into its caller, g++ 12

@@ -97,7 +97,7 @@ struct fused_runner {
   double langevin_alpha = 0;
 
   fused_runner() {
-    if constexpr (std::is_same_v<Case, heun_case>)
+    if constexpr (std::is_base_of_v<heun_case, Case>)
       heun = heun_coefficients(c);
     else if constexpr (std::is_same_v<Case, langevin_case>)
       langevin_alpha = c.process.langevin_alpha(c.t);
@@ -108,7 +108,7 @@ struct fused_runner {
   template <class W>
   void run(W& ws, tensor<R>& x) {
     const std::size_t n = static_cast<std::size_t>(x.size());
-    if constexpr (std::is_same_v<Case, heun_case>) {
+    if constexpr (std::is_base_of_v<heun_case, Case>) {
       fused_heun(x.data(), ws.scratch[1].data(), ws.scratch[0].data(), ws.scratch[2].data(), heun, n);
     } else if constexpr (std::is_same_v<Case, langevin_case>) {
       fused_langevin(x.data(), ws.score.data(), ws.noise.data(), langevin_alpha, langevin_snr,
@@ -279,6 +279,7 @@ void register_shape(const shape& s) {
   register_step<em_case, R>(s, true);
   register_step<langevin_case, R>(s, true);
   register_step<heun_case, R>(s, true);
+  register_step<heun_eps_case, R>(s, false);
   add("stochastic/ddpm/engine_mt19937_64/1t/" + s.name, [s](benchmark::State& st) {
     backend1<R> be;
     dm::engine_noise<std::mt19937_64> noise{std::mt19937_64(42)};

@@ -490,6 +490,18 @@ TEST_CASE("eigen_backend::fill_normal rethrows a failure of a worker's range", "
   src.throw_from = std::numeric_limits<std::size_t>::max();
   CHECK_NOTHROW(be.fill_normal(z, src));
   CHECK(src.draw == 1);
+
+  // A long pass, in chunks: a chunk that throws ends its thread's share, the other thread takes
+  // the rest, and the exception comes back once the pass is over.
+  eigen_tensor<float, 2> big(1, 1 << 20);
+  const dm::eigen_backend<float, 2, pool_device> long_be{pool2()};
+  recording_source chunked;
+  chunked.throw_from = (1 << 19) + 1;  // every chunk from the middle on
+  CHECK_THROWS_WITH(long_be.fill_normal(big, chunked), "range source failed");
+  CHECK(chunked.draw == 0);
+  chunked.throw_from = std::numeric_limits<std::size_t>::max();
+  CHECK_NOTHROW(long_be.fill_normal(big, chunked));
+  CHECK(chunked.draw == 1);
 }
 
 TEST_CASE("eigen_backend: a draw the noise source refuses is not consumed, on every device", "[backend][eigen][rng]") {

@@ -66,6 +66,18 @@ TEST_CASE("trailing grid", "[core][time_grid]") {
   SECTION("halves round to even: 10, 7.5, 5, 2.5 -> 10, 8, 5, 2") {
     CHECK(diffusion::trailing_grid(10, 4).values() == std::vector<double>{9, 7, 4, 1});
   }
+  SECTION("entries as numpy's arange forms them: T + k delta, delta = (T - T/n) - T") {
+    // 48 of 1000: arange's entry 3 is 937.4999..., not 937.5, so it rounds down (numpy 1.24:
+    // np.round(np.arange(1000, 0, -1000/48)) - 1 has 936, 686, 436, 186 at entries 3, 15, 27, 39).
+    const time_grid g = diffusion::trailing_grid(1000, 48);
+    REQUIRE(g.size() == 48);
+    CHECK(g[3] == 936.0);
+    CHECK(g[15] == 686.0);
+    CHECK(g[27] == 436.0);
+    CHECK(g[39] == 186.0);
+    CHECK(g[0] == 999.0);
+    CHECK(g[47] == 20.0);
+  }
 }
 
 TEST_CASE("linspace grid", "[core][time_grid]") {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -97,12 +99,64 @@ TEST_CASE("ddim with 50 steps reproduces the mixture for eta 0 and 1", "[sampler
   test::check_reproduces_mixture(mixture, x.data);
 }
 
-TEST_CASE("ddim rejects a negative or non-finite eta", "[sampler][ddim][errors]") {
+TEST_CASE("ddim rejects an eta outside [0, eta_max] and an empty grid", "[sampler][ddim][errors]") {
+  using Catch::Matchers::Contains;
   const auto process = vp_discrete::linear(1e-4, 0.02, 1000);
-  CHECK_THROWS_WITH(ddim(process, leading_grid(1000, 10), {.eta = -0.5}),
-                    Catch::Matchers::Contains("eta") && Catch::Matchers::Contains("-0.5") &&
-                        Catch::Matchers::Contains("[0, inf)"));
-  CHECK_THROWS_AS(ddim(process, leading_grid(1000, 10), {.eta = std::nan("")}), std::invalid_argument);
+  const time_grid grid = leading_grid(1000, 10);
+  CHECK_THROWS_WITH(ddim(process, grid, {.eta = -0.5}), Contains("eta = -0.5") && Contains("[0, "));
+  CHECK_THROWS_AS(ddim(process, grid, {.eta = std::nan("")}), std::invalid_argument);
+  // eta_max: the largest eta whose sigma_t(eta)^2 stays within 1 - alpha_bar_prev at every step;
+  // beyond it the eps term would be the root of a negative number (it was silently dropped).
+  double eta_max = std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    const double abar = process.alpha_bar(grid[i]);
+    const double abar_prev = i + 1 < grid.size() ? process.alpha_bar(grid[i + 1]) : 1.0;
+    const double sigma_1 = ddim_sigma(1.0, abar, abar_prev);
+    if (sigma_1 > 0.0) eta_max = std::min(eta_max, std::sqrt((1.0 - abar_prev) / (sigma_1 * sigma_1)));
+  }
+  REQUIRE(eta_max > 1.0);
+  CHECK_NOTHROW(ddim(process, grid, {.eta = 1.0}));
+  CHECK_NOTHROW(ddim(process, grid, {.eta = eta_max}));
+  CHECK_THROWS_WITH(ddim(process, grid, {.eta = 1.5}), Contains("eta = 1.5") && Contains("sigma_t(eta)^2"));
+  CHECK_THROWS_AS(ddim(process, grid, {.eta = eta_max * (1.0 + 1e-9)}), std::invalid_argument);
+  CHECK_THROWS_WITH(ddim(process, time_grid{}), Contains("grid size = 0") && Contains("at least 1"));
+  CHECK_THROWS_WITH(ddim_inversion(process, time_grid{}), Contains("grid size = 0"));
+}
+
+TEST_CASE("ddim with a clipped x0_hat keeps the model's eps unless use_clipped_model_output", "[sampler][ddim]") {
+  // diffusers' DDIMScheduler.step: x0_hat is clipped, and eps is re-derived from it only with
+  // use_clipped_model_output=True; by default the update uses the model's eps. One step, by hand.
+  const auto process = vp_discrete::linear();
+  gaussian_mixture_model<vp_discrete> model(test::golden_mixture(), process);
+  reference_backend<double> be;
+  const time_grid grid({500.0, 300.0});
+  tensor_d x = normal_batch(64, 2, 3);
+  for (double& v : x.data) v *= 3.0;  // far out, so that clipping to [-1, 1] is active
+  tensor_d eps = x;
+  model(x, 500.0, eps);
+  const double abar = process.alpha_bar(500.0), abar_prev = process.alpha_bar(300.0);
+  tensor_d keep = x, rederive = x;
+  std::size_t clipped = 0;
+  for (std::size_t j = 0; j < x.data.size(); ++j) {
+    const double x0 = (x.data[j] - std::sqrt(1.0 - abar) * eps.data[j]) / std::sqrt(abar);
+    const double x0_clipped = std::clamp(x0, -1.0, 1.0);
+    clipped += x0_clipped != x0;
+    const double eps_clipped = (x.data[j] - std::sqrt(abar) * x0_clipped) / std::sqrt(1.0 - abar);
+    keep.data[j] = std::sqrt(abar_prev) * x0_clipped + std::sqrt(1.0 - abar_prev) * eps.data[j];
+    rederive.data[j] = std::sqrt(abar_prev) * x0_clipped + std::sqrt(1.0 - abar_prev) * eps_clipped;
+  }
+  REQUIRE(clipped > 10);
+  auto one_step = [&](bool use_clipped) {
+    const ddim sampler(process, grid, {.correction = x0_correction::clip(1.0), .use_clipped_model_output = use_clipped});
+    auto ws = sampler.make_workspace(be, x);
+    tensor_d y = x;
+    philox_noise noise(0);
+    sampler.step(be, model, noise, ws, y, 0);
+    return y;
+  };
+  CHECK(max_abs_difference(one_step(false), keep) < 1e-12);
+  CHECK(max_abs_difference(one_step(true), rederive) < 1e-12);
+  CHECK(max_abs_difference(keep, rederive) > 0.1);
 }
 
 TEST_CASE("ddim at zero terminal SNR: exact with a v model, an explicit error with an eps model",

@@ -73,12 +73,19 @@ inline double round_half_even(double v) { return std::nearbyint(v); }
 
 /// "trailing" spacing (Lin et al. 2024, Table 2): round(T - k T/n) - 1 for k = 0, ..., n-1.
 /// For 50 of 1000: 999, 979, ..., 19.
+///
+/// Computed as diffusers computes it, np.round(np.arange(T, 0, -T/n)) - 1: numpy's arange forms
+/// entry k as T + k delta with delta = (T - T/n) - T, which differs from -T/n in the last bits, and
+/// at a tie of the rounding that decides the entry (T = 1000, n = 48: 937.4999... rounds to 937,
+/// where T - 3 T/n = 937.5 would round to 938; 49 of the n <= 1000 differ so). For 62 of them
+/// (n = 61, 103, ...) arange also makes an (n+1)-th entry, -1, which diffusers then uses as a
+/// timestep; this grid keeps n entries, equal to diffusers' first n.
 [[gnu::noinline]] inline time_grid trailing_grid(std::size_t num_train_timesteps, std::size_t steps) {
   detail::check_steps(num_train_timesteps, steps, "trailing_grid");
   const double T = static_cast<double>(num_train_timesteps);
-  const double ratio = T / static_cast<double>(steps);
+  const double delta = (T - T / static_cast<double>(steps)) - T;
   std::vector<double> t(steps);
-  for (std::size_t k = 0; k < steps; ++k) t[k] = detail::round_half_even(T - static_cast<double>(k) * ratio) - 1.0;
+  for (std::size_t k = 0; k < steps; ++k) t[k] = detail::round_half_even(T + static_cast<double>(k) * delta) - 1.0;
   return time_grid(std::move(t));
 }
 

@@ -353,28 +353,32 @@ class dopri5_solver {
 };
 
 /// dx/dt of the probability-flow ODE, f(t) x - g(t)^2/2 score(x, t) (Song et al. 2021, Eq. 13), as
-/// the Dormand-Prince right-hand side. It keeps the last score, so x0_hat at the last evaluated
+/// the Dormand-Prince right-hand side (evaluate_flow: the conversion of the model's output to the
+/// score is folded into the drift). It keeps the last output, so x0_hat at the last evaluated
 /// point (the accepted step's end, by FSAL) costs no model call.
 template <class Process, class Model, tensor T>
 class flow_rhs {
  public:
   flow_rhs(const Process& process, Model& model, const T& x)
-      : m_process(process), m_model(model), m_score(make_like(x)) {}
+      : m_process(process), m_model(model), m_output(make_like(x)) {}
 
   template <class Backend>
   void operator()(Backend& be, const T& y, double t, T& dy, std::span<double> /*no auxiliary state*/) {
     using S = scalar_of<T>;
-    flow_score(be, m_model, m_process, y, t, m_score);
-    const reverse_coefficients c = flow_coefficients(m_process, t);
-    be.lincomb(dy, S(c.x_coef), y, S(c.score_coef), m_score);
+    const flow_evaluation e = evaluate_flow(m_model, m_process, y, t, m_output);
+    m_to_score = e.to_score;
+    be.lincomb(dy, S(e.drift.x_coef), y, S(e.drift.score_coef), m_output);
   }
 
-  const T& score() const { return m_score; }
+  /// The model's output at the last evaluated point, and its conversion to the score there.
+  const T& output() const { return m_output; }
+  const conversion& to_score() const { return m_to_score; }
 
  private:
   const Process& m_process;
   Model& m_model;
-  T m_score;
+  T m_output;
+  conversion m_to_score{0.0, 1.0};
 };
 
 /// Solves the probability-flow ODE from t0 to t1 with Dormand-Prince and reports each accepted step.
@@ -393,7 +397,7 @@ adaptive_result<typename Backend::tensor_type> solve_flow(const Process& process
     T prediction = make_like(x);
     report = solver.solve(be, rhs, x, {}, t0, t1, ctl,
                           [&](std::size_t index, double t, double t_new, const T& x_new) {
-                            tweedie_x0(be, process, x_new, rhs.score(), t_new, prediction);
+                            tweedie_x0(be, process, x_new, rhs.output(), rhs.to_score(), t_new, prediction);
                             // The step count is known only once the last step lands on t1.
                             const std::size_t count = t_new == t1 ? index + 1 : 0;
                             return notify(obs, step_info<T>{index, count, t, t_new, x_new, prediction});

@@ -3,8 +3,10 @@
 // grid of training timesteps, and its inversion.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <utility>
 
 #include "../core/noise.hpp"
@@ -24,6 +26,10 @@ struct ddim_options {
   /// `set_alpha_to_one`.
   bool set_alpha_to_one = true;
   x0_correction correction = {};
+  /// With a correction of x0_hat: false (diffusers' default) keeps the model's eps in the update,
+  /// true re-derives eps from the corrected x0_hat, eps = (x - sqrt(abar) x0_hat)/sqrt(1 - abar)
+  /// (diffusers' `step(use_clipped_model_output=True)`). Without a correction both are the same.
+  bool use_clipped_model_output = false;
 };
 
 /// sigma_t(eta) of Song et al. 2021, Eq. 16: eta sqrt((1 - abar_prev)/(1 - abar_t) (1 - abar_t/abar_prev)).
@@ -41,11 +47,19 @@ class ddim {
  public:
   using process_type = Process;
 
+  /// \throws std::invalid_argument for an empty grid, a time the process rejects, an invalid
+  ///         correction, or eta outside [0, eta_max], where eta_max >= 1 is the largest eta whose
+  ///         sigma_t(eta)^2 stays within 1 - alpha_bar_prev at every step of the grid (beyond it
+  ///         the update's eps term would be the square root of a negative number).
   ddim(Process process, time_grid grid, ddim_options options = {})
       : m_process(std::move(process)), m_grid(std::move(grid)), m_options(options) {
-    require(std::isfinite(options.eta) && options.eta >= 0.0, "ddim", "eta", options.eta, "[0, inf)");
+    require(m_grid.size() >= 1, "ddim", "grid size", m_grid.size(), "at least 1");
     options.correction.validate("ddim");
     for (double t : m_grid) (void)m_process.alpha_bar(t);
+    const double eta_max = largest_eta();
+    if (!(options.eta >= 0.0 && options.eta <= eta_max)) [[unlikely]]
+      detail::throw_invalid_parts("ddim", {"eta"}, options.eta,
+                                  {"[0, ", eta_max, "] on this grid (sigma_t(eta)^2 <= 1 - alpha_bar_prev)"});
   }
 
   const Process& process() const { return m_process; }
@@ -70,7 +84,8 @@ class ddim {
     const double alpha_bar = m_process.alpha_bar(t);
     const double alpha_bar_prev = this->alpha_bar_prev(i);
     const double sigma = ddim_sigma(m_options.eta, alpha_bar, alpha_bar_prev);
-    // Rounding can make 1 - abar_prev - sigma^2 a tiny negative number when eta = 1 at the end.
+    // The constructor bounds eta, so a negative 1 - abar_prev - sigma^2 is rounding (eta = 1 at
+    // the last step, or eta = eta_max).
     const double dir = std::sqrt(std::max(1.0 - alpha_bar_prev - sigma * sigma, 0.0));
 
     const x0_eps_coefficients c = detail::evaluate_x0_eps(model, m_process, x, t, ws);
@@ -81,9 +96,9 @@ class ddim {
     const bool corrected = m_options.correction.mode != x0_correction::kind::none;
     if (ws.need_prediction || corrected) {
       be.lincomb(ws.prediction, S(c.x0.x_coef), x, S(c.x0.pred_coef), ws.model_out);
-      if (corrected) {
-        detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
-        // eps re-derived from the corrected x0_hat, as diffusers does: eps = (x - sqrt(abar) x0)/sqrt(1 - abar).
+      if (corrected) detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
+      if (corrected && m_options.use_clipped_model_output) {
+        // eps re-derived from the corrected x0_hat: eps = (x - sqrt(abar) x0)/sqrt(1 - abar).
         be.lincomb(ws.model_out, S(1.0 / std::sqrt(1.0 - alpha_bar)), x,
                    S(-std::sqrt(alpha_bar) / std::sqrt(1.0 - alpha_bar)), ws.prediction);
       } else {
@@ -105,6 +120,17 @@ class ddim {
   }
 
  private:
+  // min over the steps of sqrt((1 - abar_prev) / sigma_t(1)^2): sigma_t(eta) = eta sigma_t(1).
+  double largest_eta() const {
+    double eta_max = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < m_grid.size(); ++i) {
+      const double alpha_bar = m_process.alpha_bar(m_grid[i]), alpha_bar_prev = this->alpha_bar_prev(i);
+      const double sigma_1 = ddim_sigma(1.0, alpha_bar, alpha_bar_prev);
+      if (sigma_1 > 0.0) eta_max = std::min(eta_max, std::sqrt((1.0 - alpha_bar_prev) / (sigma_1 * sigma_1)));
+    }
+    return eta_max;
+  }
+
   Process m_process;
   time_grid m_grid;
   ddim_options m_options;
@@ -132,6 +158,7 @@ class ddim_inversion {
 
   ddim_inversion(Process process, time_grid grid, ddim_inversion_options options = {})
       : m_process(std::move(process)), m_grid(std::move(grid)), m_options(options) {
+    require(m_grid.size() >= 1, "ddim_inversion", "grid size", m_grid.size(), "at least 1");
     for (double t : m_grid) (void)m_process.alpha_bar(t);
   }
 

@@ -61,13 +61,41 @@ void flow_score(Backend& be, Model& model, const Process& p, const T& y, double 
   predict_as<score_param>(be, model, p, y, t, out);
 }
 
+/// The flow at a point, in terms of the point y and the model's own output there: the drift
+/// f(t) y - g(t)^2/2 score(y, t) = drift.x_coef y + drift.score_coef output, and the score
+/// = to_score.x_coef y + to_score.pred_coef output.
+struct flow_evaluation {
+  reverse_coefficients drift;
+  conversion to_score;
+};
+
+/// Evaluates the model at (y, t) into `out`, as it predicts, and returns the flow there. Every
+/// parameterization's score is affine in (y, output) (convert_coefficients), so the conversion is
+/// folded into the drift's two coefficients instead of taking a pass over memory of its own; for a
+/// score model the coefficients are the flow's own, bit for bit.
+template <class Model, class Process, tensor T>
+flow_evaluation evaluate_flow(Model& model, const Process& p, const T& y, double t, T& out) {
+  call_model(model, y, t, out);
+  const reverse_coefficients c = flow_coefficients(p, t);
+  constexpr parameterization have = parameterization_of<Model>;
+  if constexpr (have == parameterization::score) {
+    return {c, {0.0, 1.0}};
+  } else {
+    const conversion k = convert_coefficients(have, parameterization::score, p.alpha(t), p.sigma(t));
+    return {{c.x_coef + c.score_coef * k.x_coef, c.score_coef * k.pred_coef, 0.0}, k};
+  }
+}
+
 /// x0_hat = (x + sigma(t)^2 score)/alpha(t), Tweedie's formula (Efron 2011; Song et al. 2021,
-/// Eq. 14 with the Gaussian perturbation kernel), from a score already evaluated at (x, t).
+/// Eq. 14 with the Gaussian perturbation kernel), from the model's output at (x, t) and its
+/// conversion to the score (evaluate_flow).
 template <class Backend, class Process, tensor T>
-void tweedie_x0(Backend& be, const Process& p, const T& x, const T& score, double t, T& out) {
+void tweedie_x0(Backend& be, const Process& p, const T& x, const T& output, const conversion& to_score, double t,
+                T& out) {
   using S = scalar_of<T>;
   const double alpha = p.alpha(t), sigma = p.sigma(t);
-  be.lincomb(out, S(1.0 / alpha), x, S(sigma * sigma / alpha), score);
+  be.lincomb(out, S((1.0 + sigma * sigma * to_score.x_coef) / alpha), x,
+             S(sigma * sigma * to_score.pred_coef / alpha), output);
 }
 
 }  // namespace detail
@@ -80,18 +108,18 @@ void tweedie_x0(Backend& be, const Process& p, const T& x, const T& score, doubl
 struct euler_method {
   static constexpr std::size_t order = 1;
   static constexpr std::size_t model_calls_per_step = 1;
-  static constexpr std::size_t scratch_tensors = 1;  // the score
+  static constexpr std::size_t scratch_tensors = 1;  // the model's output
 
   template <class Backend, class Model, class Process, tensor T>
   void advance(Backend& be, Model& model, const Process& p, probability_flow_workspace<T, scratch_tensors>& ws, T& x,
                double t, double t_next) const {
     using S = scalar_of<T>;
-    T& score = ws.scratch[0];
+    T& out = ws.scratch[0];
     const double h = t_next - t;
-    detail::flow_score(be, model, p, x, t, score);
-    if (ws.need_prediction) detail::tweedie_x0(be, p, x, score, t, ws.prediction);
-    const reverse_coefficients c = detail::flow_coefficients(p, t);
-    be.lincomb(x, S(1.0 + h * c.x_coef), x, S(h * c.score_coef), score);
+    const detail::flow_evaluation e = detail::evaluate_flow(model, p, x, t, out);
+    if (ws.need_prediction) detail::tweedie_x0(be, p, x, out, e.to_score, t, ws.prediction);
+    const reverse_coefficients& c = e.drift;
+    be.lincomb(x, S(1.0 + h * c.x_coef), x, S(h * c.score_coef), out);
   }
 };
 
@@ -103,7 +131,7 @@ struct heun_method {
   static constexpr std::size_t order = 2;
   static constexpr std::size_t model_calls_per_step = 2;
   static constexpr bool evaluates_at_step_end = true;  // d(x', t_next)
-  static constexpr std::size_t scratch_tensors = 3;  // s1, x', s2
+  static constexpr std::size_t scratch_tensors = 3;  // s1, x', s2 (the model's outputs stand for s1, s2)
 
   template <class Backend, class Model, class Process, tensor T>
   void advance(Backend& be, Model& model, const Process& p, probability_flow_workspace<T, scratch_tensors>& ws, T& x,
@@ -113,12 +141,11 @@ struct heun_method {
     T& x_euler = ws.scratch[1];
     T& s2 = ws.scratch[2];
     const double h = t_next - t;
-    const reverse_coefficients c1 = detail::flow_coefficients(p, t);
-    const reverse_coefficients c2 = detail::flow_coefficients(p, t_next);
-    detail::flow_score(be, model, p, x, t, s1);
-    if (ws.need_prediction) detail::tweedie_x0(be, p, x, s1, t, ws.prediction);
+    const detail::flow_evaluation e1 = detail::evaluate_flow(model, p, x, t, s1);
+    if (ws.need_prediction) detail::tweedie_x0(be, p, x, s1, e1.to_score, t, ws.prediction);
+    const reverse_coefficients& c1 = e1.drift;
     be.lincomb(x_euler, S(1.0 + h * c1.x_coef), x, S(h * c1.score_coef), s1);
-    detail::flow_score(be, model, p, x_euler, t_next, s2);
+    const reverse_coefficients c2 = detail::evaluate_flow(model, p, x_euler, t_next, s2).drift;
     be.lincomb(x, S(1.0 + 0.5 * h * c1.x_coef), x, S(0.5 * h * c2.x_coef), x_euler, S(0.5 * h * c1.score_coef), s1,
                S(0.5 * h * c2.score_coef), s2);
   }
@@ -133,7 +160,7 @@ struct rk4_method {
   static constexpr std::size_t order = 4;
   static constexpr std::size_t model_calls_per_step = 4;
   static constexpr bool evaluates_at_step_end = true;  // k4 = d(x + h k3, t_next)
-  static constexpr std::size_t scratch_tensors = 4;  // accumulated drift, current drift, stage point, score
+  static constexpr std::size_t scratch_tensors = 4;  // accumulated drift, current drift, stage point, output
 
   template <class Backend, class Model, class Process, tensor T>
   void advance(Backend& be, Model& model, const Process& p, probability_flow_workspace<T, scratch_tensors>& ws, T& x,
@@ -146,26 +173,24 @@ struct rk4_method {
     const double h = t_next - t;
     // The midpoint time; t_next is taken from the grid, never recomputed as t + h.
     const double t_mid = t + 0.5 * h;
-    const reverse_coefficients c1 = detail::flow_coefficients(p, t);
-    const reverse_coefficients cm = detail::flow_coefficients(p, t_mid);
-    const reverse_coefficients c4 = detail::flow_coefficients(p, t_next);
 
-    detail::flow_score(be, model, p, x, t, s);
-    if (ws.need_prediction) detail::tweedie_x0(be, p, x, s, t, ws.prediction);
+    const detail::flow_evaluation e1 = detail::evaluate_flow(model, p, x, t, s);
+    if (ws.need_prediction) detail::tweedie_x0(be, p, x, s, e1.to_score, t, ws.prediction);
+    const reverse_coefficients& c1 = e1.drift;
     be.lincomb(acc, S(c1.x_coef), x, S(c1.score_coef), s);  // k1
 
     be.lincomb(y, S(1), x, S(0.5 * h), acc);  // x + h/2 k1
-    detail::flow_score(be, model, p, y, t_mid, s);
-    be.lincomb(k, S(cm.x_coef), y, S(cm.score_coef), s);  // k2
+    const reverse_coefficients c2 = detail::evaluate_flow(model, p, y, t_mid, s).drift;
+    be.lincomb(k, S(c2.x_coef), y, S(c2.score_coef), s);  // k2
     be.lincomb(acc, S(1), acc, S(2), k);                   // k1 + 2 k2
 
     be.lincomb(y, S(1), x, S(0.5 * h), k);  // x + h/2 k2
-    detail::flow_score(be, model, p, y, t_mid, s);
-    be.lincomb(k, S(cm.x_coef), y, S(cm.score_coef), s);  // k3
+    const reverse_coefficients c3 = detail::evaluate_flow(model, p, y, t_mid, s).drift;
+    be.lincomb(k, S(c3.x_coef), y, S(c3.score_coef), s);  // k3
     be.lincomb(acc, S(1), acc, S(2), k);                   // k1 + 2 k2 + 2 k3
 
     be.lincomb(y, S(1), x, S(h), k);  // x + h k3
-    detail::flow_score(be, model, p, y, t_next, s);
+    const reverse_coefficients c4 = detail::evaluate_flow(model, p, y, t_next, s).drift;
     be.lincomb(x, S(1), x, S(h / 6.0), acc, S(h / 6.0 * c4.x_coef), y, S(h / 6.0 * c4.score_coef), s);
   }
 };
