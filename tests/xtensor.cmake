@@ -4,7 +4,8 @@
 #
 # With xsimd (DIFFUSION_XTENSOR_USE_XSIMD, on by default where xsimd is found) xtensor evaluates
 # assignments with SIMD batches. The backend test is also built without it, as
-# test_backend_xtensor_scalar, so both evaluation paths are checked against the reference backend.
+# test_backend_xtensor_scalar, so both evaluation paths are checked against the reference backend,
+# and so is the samplers' test, whose allocation checks run there too (see below).
 
 set(diffusion_xtensor_tests test_backend_xtensor test_sampler_xtensor_samplers test_conformance_samplers)
 set(diffusion_xtensor_ctest_names backend_xtensor sampler_xtensor_samplers conformance_samplers)
@@ -47,5 +48,18 @@ if(DIFFUSION_XTENSOR_USE_XSIMD AND TARGET test_backend_xtensor)
   add_executable(test_backend_xtensor_scalar ${CMAKE_CURRENT_SOURCE_DIR}/backend/xtensor.test.cpp)
   target_link_libraries(test_backend_xtensor_scalar PRIVATE diffusion_catch_main xtensor)
   diffusion_warnings(test_backend_xtensor_scalar)
+  target_compile_options(test_backend_xtensor_scalar PRIVATE -ffp-contract=off)
   add_test(NAME backend_xtensor_scalar COMMAND test_backend_xtensor_scalar)
+endif()
+
+# The samplers' allocation checks on xtensor without xsimd as well: with it, xtensor's storage
+# comes from xsimd::aligned_allocator (posix_memalign), which the tests' operator new counter never
+# sees, so those checks could not fail there.
+if(DIFFUSION_XTENSOR_USE_XSIMD AND TARGET test_sampler_xtensor_samplers)
+  add_executable(test_sampler_xtensor_samplers_scalar ${CMAKE_CURRENT_SOURCE_DIR}/sampler/xtensor_samplers.test.cpp)
+  target_link_libraries(test_sampler_xtensor_samplers_scalar PRIVATE diffusion_catch_main xtensor)
+  diffusion_warnings(test_sampler_xtensor_samplers_scalar)
+  target_compile_options(test_sampler_xtensor_samplers_scalar PRIVATE -ffp-contract=off)
+  add_test(NAME sampler_xtensor_samplers_allocations_scalar
+           COMMAND test_sampler_xtensor_samplers_scalar "[allocation]")
 endif()

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <diffusion/xtensor.hpp>
+#include <xtensor/xview.hpp>
 #include "support/allocation_counter.hpp"
 #include "support/backend_checks.hpp"
 
@@ -121,7 +122,8 @@ std::vector<shape_t> shapes() {
   const std::vector<shape_t> rank2{{1, 1}, {3, 7}, {5, 13}, {4, 16}, {2, 4096}, {7, 1001}, {3, 30011}};
   const std::vector<shape_t> rank4{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 3, 33, 35}, {2, 3, 64, 64}};
   if constexpr (std::is_same_v<Kind, xarray_kind<typename Kind::tensor::value_type>>) {
-    std::vector<shape_t> all{{}, {1}, {17}, {2, 3, 5}};  // every rank, 0 included
+    // Every rank, 0 included; above 4, xtensor's own shape vectors would go to the heap.
+    std::vector<shape_t> all{{}, {1}, {17}, {2, 3, 5}, {2, 3, 4, 5, 6}, {2, 1, 3, 2, 2, 5}};
     all.insert(all.end(), rank2.begin(), rank2.end());
     all.insert(all.end(), rank4.begin(), rank4.end());
     return all;
@@ -148,11 +150,11 @@ auto to_reference(const T& t, const shape_t& shape) {
 }
 
 template <class T>
-auto view(const T& t) {
+auto values_of(const T& t) {
   return dm::elements(t);
 }
 template <class S>
-std::span<const S> view(const dm::reference_tensor<S>& t) {
+std::span<const S> values_of(const dm::reference_tensor<S>& t) {
   return t.data;
 }
 
@@ -177,7 +179,7 @@ void check_operations_match_reference(const shape_t& shape) {
     const std::size_t before = diffusion::test::allocations.load();
     operation();
     allocations += diffusion::test::allocations.load() - before;
-    require_matches_reference<S>(view(got), view(want), view(scale));
+    require_matches_reference<S>(values_of(got), values_of(want), values_of(scale));
   };
   check([&] { be.lincomb(y, o.a1, x1); }, y, o.want1, o.scale1);
   check([&] { be.lincomb(y, o.a1, x1, o.a2, x2); }, y, o.want2, o.scale2);
@@ -282,6 +284,19 @@ TEST_CASE("xtensor_buffer: borrowing copies nothing, make_like owns new memory",
     const B b = dm::borrow_xtensor(owner);
     CHECK(b.data() == owner.data());
     CHECK(dm::tensor_traits<B>::shape_string(b) == "[2, 3]");
+  }
+  SECTION("from a view of whole rows: the view's own elements, not its container's first ones") {
+    xt::xtensor<float, 2> owner({4, 3});
+    for (std::size_t i = 0; i < owner.size(); ++i) owner.data()[i] = static_cast<float>(i);
+    auto rows = xt::view(owner, xt::range(2, 4), xt::all());
+    B b = dm::borrow_xtensor(rows);
+    CHECK(b.data() == owner.data() + 6);
+    CHECK(b(0, 0) == 6.0f);
+    CHECK(dm::tensor_traits<B>::shape_string(b) == "[2, 3]");
+    dm::xtensor_buffer_backend<float, 2>{}.lincomb(b, 0.0f, b);
+    CHECK(owner(1, 2) == 5.0f);  // rows 0-1 untouched
+    CHECK(owner(2, 0) == 0.0f);
+    CHECK(owner(3, 2) == 0.0f);
   }
   SECTION("make_like allocates a buffer that it owns, whatever x's owner") {
     const B b = dm::borrow_xtensor(user.data(), std::array<std::size_t, 2>{3, 2});
@@ -421,7 +436,7 @@ void check_fill_normal_matches_philox(const shape_t& shape, bool per_sample_stre
       be.fill_normal(z, noise);
     CHECK(diffusion::test::allocations.load() == before);
     CHECK(noise.draw_index() == k + 1);  // exactly one draw per fill
-    require_identical<S>(view(z), std::span<const S>(want[k]));
+    require_identical<S>(values_of(z), std::span<const S>(want[k]));
   }
 }
 

@@ -120,20 +120,34 @@ xtensor_buffer<Scalar, Rank> borrow_xtensor(Scalar* data, const std::array<std::
   return T(typename T::storage_type(data, n, std::shared_ptr<void>{}), shape);
 }
 
-/// Wraps the elements of a row-major xtensor container or adaptor of static rank (e.g. the result
-/// of `xt::adapt(ptr, n, xt::no_ownership(), shape)`, or an xt::xtensor) as an xtensor_buffer over
-/// the same memory, without copying. `e` must outlive the result, and must not be resized meanwhile.
+/// Wraps the elements of a row-major xtensor container, adaptor or view of static rank (e.g. the
+/// result of `xt::adapt(ptr, n, xt::no_ownership(), shape)`, an xt::xtensor, or rows of one,
+/// `xt::view(a, xt::range(2, 4), xt::all())`) as an xtensor_buffer over the same memory, without
+/// copying. `e` must outlive the result, and must not be resized meanwhile.
+/// \throws std::invalid_argument if e's elements are not contiguous in row-major order (a view
+///         of some columns, a strided view): a buffer cannot describe them.
 template <class E>
   requires(!std::is_const_v<E> && E::static_layout == xt::layout_type::row_major &&
            requires(E& e) {
              { e.data() } -> std::convertible_to<typename E::value_type*>;
+             e.data_offset();
+             e.strides();
              std::tuple_size<typename E::shape_type>::value;
            })
 auto borrow_xtensor(E& e) {
   constexpr std::size_t rank = std::tuple_size<typename E::shape_type>::value;
   std::array<std::size_t, rank> shape;
   std::copy(e.shape().begin(), e.shape().end(), shape.begin());
-  return borrow_xtensor<typename E::value_type, rank>(e.data(), shape);
+  // The strides of a contiguous row-major block of this shape (a dimension of extent 1 may have any).
+  std::size_t stride = 1;
+  for (std::size_t r = rank; r-- > 0;) {
+    if (shape[r] > 1 && static_cast<std::size_t>(e.strides()[r]) != stride) [[unlikely]]
+      detail::throw_invalid_parts("borrow_xtensor", {"strides()[", r, "]"}, static_cast<long long>(e.strides()[r]),
+                                  {stride, " (the elements must be contiguous in row-major order)"});
+    stride *= shape[r];
+  }
+  // data() of a view is its underlying container's; its first element is data_offset() further.
+  return borrow_xtensor<typename E::value_type, rank>(e.data() + e.data_offset(), shape);
 }
 
 /// The xtensor backend over `Tensor`, one of xt::xtensor<S, N>, xt::xarray<S> or
@@ -162,24 +176,30 @@ class basic_xtensor_backend {
   /// y = a1*x1, elementwise. All tensors must have y's shape.
   void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1) const {
     check_terms(y, x1);
-    xt::noalias(y) = x1 * a1;
+    assign(y, [&](const auto& v1) { return v1 * a1; }, x1);
   }
   /// y = a1*x1 + a2*x2, in one pass; y may alias x1 or x2.
   void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2) const {
     check_terms(y, x1, x2);
-    xt::noalias(y) = x1 * a1 + x2 * a2;
+    assign(y, [&](const auto& v1, const auto& v2) { return v1 * a1 + v2 * a2; }, x1, x2);
   }
   /// y = a1*x1 + a2*x2 + a3*x3, in one pass; y may alias any x_k.
   void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2,
                scalar_type a3, const tensor_type& x3) const {
     check_terms(y, x1, x2, x3);
-    xt::noalias(y) = x1 * a1 + x2 * a2 + x3 * a3;
+    assign(y, [&](const auto& v1, const auto& v2, const auto& v3) { return v1 * a1 + v2 * a2 + v3 * a3; }, x1, x2,
+           x3);
   }
   /// y = a1*x1 + a2*x2 + a3*x3 + a4*x4, in one pass; y may alias any x_k.
   void lincomb(tensor_type& y, scalar_type a1, const tensor_type& x1, scalar_type a2, const tensor_type& x2,
                scalar_type a3, const tensor_type& x3, scalar_type a4, const tensor_type& x4) const {
     check_terms(y, x1, x2, x3, x4);
-    xt::noalias(y) = x1 * a1 + x2 * a2 + x3 * a3 + x4 * a4;
+    assign(
+        y,
+        [&](const auto& v1, const auto& v2, const auto& v3, const auto& v4) {
+          return v1 * a1 + v2 * a2 + v3 * a3 + v4 * a4;
+        },
+        x1, x2, x3, x4);
   }
 
   /// y[s, ...] = a[s]*x1[s, ...] + b[s]*x2[s, ...]: one coefficient pair per batch sample s, in one
@@ -219,7 +239,7 @@ class basic_xtensor_backend {
       throw_invalid(where, "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
     // clip is select(x < lo, lo, select(hi < x, hi, x)): equal to min(max(x, lo), hi) for lo <= hi,
     // NaN included.
-    xt::noalias(y) = xt::clip(x, lo, hi);
+    assign(y, [&](const auto& v) { return xt::clip(v, lo, hi); }, x);
   }
 
   /// Fills z with one draw of standard normal noise from `noise`, consuming exactly one draw
@@ -237,6 +257,29 @@ class basic_xtensor_backend {
 
  private:
   using traits = tensor_traits<tensor_type>;
+
+  // xt::xarray's assignment builds the broadcast shape in a small vector that moves to the heap
+  // above rank 4, so on a video tensor [B, C, T, H, W] every step would allocate: its operations
+  // are evaluated over flat rank-1 adaptors of the same memory instead (elementwise, so the values
+  // are the same). Static-rank tensors are assigned as they are.
+  static constexpr bool dynamic_rank = !requires { std::tuple_size<typename tensor_type::shape_type>::value; };
+
+  template <class P>
+  static auto flat(P* data, std::size_t n) {
+    return xt::adapt(data, n, xt::no_ownership(), std::array<std::size_t, 1>{n});
+  }
+
+  // y = expr(x...), one noalias assignment (sound: every operation here is elementwise).
+  template <class F, class... X>
+  static void assign(tensor_type& y, F&& expr, const X&... x) {
+    if constexpr (dynamic_rank) {
+      const std::size_t n = traits::size(y);
+      auto yv = flat(y.data(), n);
+      xt::noalias(yv) = expr(flat(x.data(), n)...);
+    } else {
+      xt::noalias(y) = expr(x...);
+    }
+  }
 
   template <class... X>
   static void check_terms(const tensor_type& y, const X&... x) {
