@@ -574,5 +574,6 @@ TEST_CASE("eigen clamp rejects lo > hi", "[backend][clamp][errors]") {
   Eigen::Tensor<float, 2, Eigen::RowMajor> x(2, 2);
   x.setZero();
   CHECK_THROWS_WITH(be.clamp(x, x, 1.f, -1.f), Catch::Matchers::Contains("lo = 1") && Catch::Matchers::Contains("hi = -1"));
+  CHECK_THROWS_WITH(be.clamp(x, x, -1.f, std::nanf("")), Contains("hi = nan") && Contains("lo = -1"));
   CHECK_NOTHROW(be.clamp(x, x, 0.f, 0.f));
 }

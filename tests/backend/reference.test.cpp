@@ -227,4 +227,8 @@ TEST_CASE("clamp rejects lo > hi on the library's backends", "[backend][clamp][e
   CHECK_THROWS_WITH(ref.clamp(x, x, 1.0, -1.0), Catch::Matchers::Contains("lo = 1") && Catch::Matchers::Contains("hi = -1"));
   CHECK_THROWS_AS(ref.clamp(x, x, std::nan(""), 1.0), std::invalid_argument);
   CHECK_NOTHROW(ref.clamp(x, x, 1.0, 1.0));
+  // A NaN upper bound is blamed on hi.
+  CHECK_THROWS_WITH(ref.clamp(x, x, -1.0, std::nan("")),
+                    Catch::Matchers::Contains("hi = nan") && Catch::Matchers::Contains("lo = -1"));
+  CHECK_THROWS_WITH(ref.clamp(x, x, std::nan(""), std::nan("")), Catch::Matchers::Contains("lo = nan"));
 }

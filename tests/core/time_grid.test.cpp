@@ -46,10 +46,12 @@ TEST_CASE("leading grid", "[core][time_grid]") {
     CHECK(g.values() == std::vector<double>{9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
   }
   SECTION("an offset that pushes the first entry to T throws") {
-    CHECK_THROWS_WITH(diffusion::leading_grid(1000, 50, 20), Contains("steps_offset") && Contains("20"));
+    // The range gives the numbers: 49 * 20 + 19 = 999 is the last first entry below 1000.
+    CHECK_THROWS_WITH(diffusion::leading_grid(1000, 50, 20), Contains("steps_offset = 20") && Contains("[0, 19]"));
+    CHECK_NOTHROW(diffusion::leading_grid(1000, 50, 19));
   }
   SECTION("an offset of T or more throws") {
-    CHECK_THROWS_WITH(diffusion::leading_grid(10, 1, 10), Contains("steps_offset"));
+    CHECK_THROWS_WITH(diffusion::leading_grid(10, 1, 10), Contains("steps_offset = 10") && Contains("[0, 9]"));
   }
 }
 

@@ -464,8 +464,7 @@ class eigen_backend {
   /// y = min(max(x, lo), hi), elementwise; NaN stays NaN. y may alias x.
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
     check_shape("eigen_backend::clamp", "x", y, x);
-    if (!(lo <= hi)) [[unlikely]]
-      detail::throw_invalid_parts("eigen_backend::clamp", {"lo"}, lo, {"[-inf, hi] with hi = ", hi});
+    detail::check_clamp_bounds("eigen_backend::clamp", lo, hi);
     Scalar* const yd = y.data();
     const Scalar* const xd = x.data();
     auto pass = [yd, xd, lo, hi](std::size_t begin, std::size_t end) {

@@ -88,8 +88,7 @@ struct reference_backend {
   /// y = min(max(x, lo), hi).
   void clamp(tensor_type& y, const tensor_type& x, Scalar lo, Scalar hi) const {
     check_shape("reference_backend::clamp", "x", y, x);
-    if (!(lo <= hi)) [[unlikely]]
-      throw_invalid("reference_backend::clamp", "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
+    detail::check_clamp_bounds("reference_backend::clamp", lo, hi);
     for (std::size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::min(std::max(x.data[i], lo), hi);
   }
 

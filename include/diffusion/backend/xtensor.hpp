@@ -235,8 +235,7 @@ class basic_xtensor_backend {
   void clamp(tensor_type& y, const tensor_type& x, scalar_type lo, scalar_type hi) const {
     constexpr std::string_view where = "xtensor_backend::clamp";
     check_shape(where, "x", y, x);
-    if (!(lo <= hi)) [[unlikely]]
-      throw_invalid(where, "lo", lo, "[-inf, hi] with hi = " + detail::format_value(hi));
+    detail::check_clamp_bounds(where, lo, hi);
     // clip is select(x < lo, lo, select(hi < x, hi, x)): equal to min(max(x, lo), hi) for lo <= hi,
     // NaN included.
     assign(y, [&](const auto& v) { return xt::clip(v, lo, hi); }, x);

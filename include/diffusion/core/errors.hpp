@@ -116,6 +116,15 @@ using message = std::initializer_list<message_part>;
   throw std::invalid_argument(msg);
 }
 
+/// The bounds of a clamp: lo <= hi, neither NaN; the message blames the bound that is NaN, or lo.
+template <class S>
+void check_clamp_bounds(std::string_view where, S lo, S hi) {
+  if (lo <= hi) [[likely]]
+    return;
+  if (std::isnan(hi) && !std::isnan(lo)) throw_invalid_parts(where, {"hi"}, hi, {"[lo, inf] with lo = ", lo});
+  throw_invalid_parts(where, {"lo"}, lo, {"[-inf, hi] with hi = ", hi});
+}
+
 }  // namespace detail
 
 /// Throws std::invalid_argument with the message

@@ -61,13 +61,15 @@ inline double round_half_even(double v) { return std::nearbyint(v); }
 [[gnu::noinline]] inline time_grid leading_grid(std::size_t num_train_timesteps, std::size_t steps,
                                                 std::size_t steps_offset = 0) {
   detail::check_steps(num_train_timesteps, steps, "leading_grid");
-  require(steps_offset < num_train_timesteps, "leading_grid", "steps_offset", steps_offset,
-          "[0, num_train_timesteps)");
   const std::size_t ratio = num_train_timesteps / steps;
+  // The first timestep, (steps - 1) ratio + steps_offset, must stay below num_train_timesteps.
+  const std::size_t max_offset = num_train_timesteps - 1 - (steps - 1) * ratio;
+  if (steps_offset > max_offset) [[unlikely]]
+    detail::throw_invalid_parts("leading_grid", {"steps_offset"}, steps_offset,
+                                {"[0, ", max_offset, "] (the first timestep, (steps - 1) * ", ratio,
+                                 " + steps_offset, must stay below num_train_timesteps = ", num_train_timesteps, ")"});
   std::vector<double> t(steps);
   for (std::size_t k = 0; k < steps; ++k) t[steps - 1 - k] = static_cast<double>(k * ratio + steps_offset);
-  require(t.front() <= static_cast<double>(num_train_timesteps - 1), "leading_grid", "steps_offset",
-          steps_offset, "small enough that the first timestep stays below num_train_timesteps");
   return time_grid(std::move(t));
 }
 
