@@ -35,87 +35,83 @@ tensor_d matrix(const test_support::json& j) {
   return tensor_d({j.size(), v.size() / j.size()}, v);
 }
 
-// Calls f(process) with the process the case names, as the generator defines it.
+// Calls f(case, process, exact score model) for every case of the named list, with the process
+// the case names as the generator defines it.
 template <class F>
-void with_process(const std::string& name, F&& f) {
-  if (name == "vp_sde")
-    f(vp_sde(0.1, 20.0));
-  else if (name == "subvp_sde")
-    f(subvp_sde(0.1, 20.0));
-  else if (name == "ve_sde")
-    f(ve_sde(0.01, 50.0));
-  else
-    FAIL("unknown process " << name);
+void for_each_case(const char* list, std::size_t expected, F&& f) {
+  const auto& cases = golden()[list];
+  REQUIRE(cases.size() == expected);
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    const auto& g = cases[c];
+    INFO("case " << g["name"].as_string());
+    auto run = [&](const auto& p) {
+      gaussian_mixture_model<std::remove_cvref_t<decltype(p)>, score_param> model(test::golden_mixture(), p);
+      f(g, p, model);
+    };
+    const std::string& name = g["process"].as_string();
+    if (name == "vp_sde")
+      run(vp_sde(0.1, 20.0));
+    else if (name == "subvp_sde")
+      run(subvp_sde(0.1, 20.0));
+    else if (name == "ve_sde")
+      run(ve_sde(0.01, 50.0));
+    else
+      FAIL("unknown process " << name);
+  }
 }
 
 }  // namespace
 
 TEST_CASE("adaptive SDE: counts, step times and samples of the reference algorithm, rejections included",
           "[sampler][adaptive_sde][golden]") {
-  const auto& cases = golden()["adaptive_sde"];
-  REQUIRE(cases.size() == 4);
-  for (std::size_t c = 0; c < cases.size(); ++c) {
-    const auto& g = cases[c];
-    INFO("case " << g["name"].as_string());
-    with_process(g["process"].as_string(), [&](const auto& p) {
-      using P = std::remove_cvref_t<decltype(p)>;
-      gaussian_mixture_model<P, score_param> model(test::golden_mixture(), p);
-      reference_backend<double> be;
-      const auto& o = g["options"];
-      const adaptive_sde_options options{.eps_rel = o["eps_rel"].as_double(),
-                                         .eps_abs = o["eps_abs"].as_double(),
-                                         .h_init = o["h_init"].as_double(),
-                                         .eps = o["eps"].as_double(),
-                                         .safety = o["safety"].as_double(),
-                                         .exponent = o["exponent"].as_double(),
-                                         .denoise = o["denoise"].as_bool(),
-                                         .error_norm = o["per_sample_max"].as_bool()
-                                                           ? adaptive_error_norm::per_sample_max
-                                                           : adaptive_error_norm::batch_rms};
-      std::vector<std::vector<double>> draws;
-      for (std::size_t k = 0; k < g["noise"].size(); ++k) draws.push_back(g["noise"][k].as_flat());
-      replay_noise noise(draws);
-      std::vector<double> times;
-      const auto result = sample_adaptive_sde(p, model, be, matrix(g["x_T"]), noise, options,
-                                              [&](const step_info<tensor_d>& s) {
-                                                times.push_back(s.t);
-                                                times.push_back(s.t_next);
-                                              });
-      const auto& report = g["report"];
-      CHECK(result.report.accepted == static_cast<std::size_t>(report["accepted"].as_int()));
-      CHECK(result.report.rejected == static_cast<std::size_t>(report["rejected"].as_int()));
-      CHECK(result.report.model_calls == static_cast<std::size_t>(report["model_calls"].as_int()));
-      CHECK(noise.remaining() == 0);  // one draw per attempt, every draw the reference used
-      // The observer also sees the denoising step, reported at (eps, eps).
-      std::vector<double> want_times = g["step_times"].as_flat();
-      if (options.denoise) want_times.insert(want_times.end(), {options.eps, options.eps});
-      test::check_close(times, want_times, 1e-10, 1e-12, "accepted step times");
-      test::check_close(result.x.data, g["x"].as_matrix(), 1e-9, 1e-10, "final sample");
-    });
-  }
+  for_each_case("adaptive_sde", 4, [](const test_support::json& g, const auto& p, auto& model) {
+    reference_backend<double> be;
+    const auto& o = g["options"];
+    const adaptive_sde_options options{.eps_rel = o["eps_rel"].as_double(),
+                                       .eps_abs = o["eps_abs"].as_double(),
+                                       .h_init = o["h_init"].as_double(),
+                                       .eps = o["eps"].as_double(),
+                                       .safety = o["safety"].as_double(),
+                                       .exponent = o["exponent"].as_double(),
+                                       .denoise = o["denoise"].as_bool(),
+                                       .error_norm = o["per_sample_max"].as_bool()
+                                                         ? adaptive_error_norm::per_sample_max
+                                                         : adaptive_error_norm::batch_rms};
+    std::vector<std::vector<double>> draws;
+    for (std::size_t k = 0; k < g["noise"].size(); ++k) draws.push_back(g["noise"][k].as_flat());
+    replay_noise noise(draws);
+    std::vector<double> times;
+    const auto result = sample_adaptive_sde(p, model, be, matrix(g["x_T"]), noise, options,
+                                            [&](const step_info<tensor_d>& s) {
+                                              times.push_back(s.t);
+                                              times.push_back(s.t_next);
+                                            });
+    const auto& report = g["report"];
+    CHECK(result.report.accepted == static_cast<std::size_t>(report["accepted"].as_int()));
+    CHECK(result.report.rejected == static_cast<std::size_t>(report["rejected"].as_int()));
+    CHECK(result.report.model_calls == static_cast<std::size_t>(report["model_calls"].as_int()));
+    CHECK(noise.remaining() == 0);  // one draw per attempt, every draw the reference used
+    // The observer also sees the denoising step, reported at (eps, eps).
+    std::vector<double> want_times = g["step_times"].as_flat();
+    if (options.denoise) want_times.insert(want_times.end(), {options.eps, options.eps});
+    test::check_close(times, want_times, 1e-10, 1e-12, "accepted step times");
+    test::check_close(result.x.data, g["x"].as_matrix(), 1e-9, 1e-10, "final sample");
+  });
 }
 
 TEST_CASE("Dormand-Prince: the counts and the solution of scipy's solve_ivp(RK45)", "[sampler][probability_flow][golden]") {
-  const auto& cases = golden()["dormand_prince"];
-  REQUIRE(cases.size() == 4);
-  for (std::size_t c = 0; c < cases.size(); ++c) {
-    const auto& g = cases[c];
-    INFO("case " << g["name"].as_string());
-    with_process(g["process"].as_string(), [&](const auto& p) {
-      using P = std::remove_cvref_t<decltype(p)>;
-      gaussian_mixture_model<P, score_param> model(test::golden_mixture(), p);
-      reference_backend<double> be;
-      const adaptive_options options{.rtol = g["rtol"].as_double(),
-                                     .atol = g["atol"].as_double(),
-                                     .eps = g["eps"].as_double(),
-                                     .first_step = g["first_step"].as_double()};
-      const tensor_d start = matrix(g["x_start"]);
-      const auto result = g["direction"].as_string() == "invert" ? invert_adaptive(p, model, be, start, options)
-                                                                 : sample_adaptive(p, model, be, start, options);
-      CHECK(result.report.accepted_steps == static_cast<std::size_t>(g["accepted_steps"].as_int()));
-      CHECK(result.report.function_evaluations == static_cast<std::size_t>(g["function_evaluations"].as_int()));
-      CHECK(result.report.model_calls == result.report.function_evaluations);
-      test::check_close(result.x.data, g["x"].as_matrix(), 1e-9, 1e-10, "final state");
-    });
-  }
+  for_each_case("dormand_prince", 4, [](const test_support::json& g, const auto& p, auto& model) {
+    reference_backend<double> be;
+    const adaptive_options options{.rtol = g["rtol"].as_double(),
+                                   .atol = g["atol"].as_double(),
+                                   .eps = g["eps"].as_double(),
+                                   .first_step = g["first_step"].as_double()};
+    const tensor_d start = matrix(g["x_start"]);
+    const auto result = g["direction"].as_string() == "invert" ? invert_adaptive(p, model, be, start, options)
+                                                               : sample_adaptive(p, model, be, start, options);
+    CHECK(result.report.accepted_steps == static_cast<std::size_t>(g["accepted_steps"].as_int()));
+    CHECK(result.report.function_evaluations == static_cast<std::size_t>(g["function_evaluations"].as_int()));
+    CHECK(result.report.model_calls == result.report.function_evaluations);
+    test::check_close(result.x.data, g["x"].as_matrix(), 1e-9, 1e-10, "final state");
+  });
 }
