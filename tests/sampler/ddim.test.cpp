@@ -12,6 +12,7 @@
 #include <diffusion/process/vp_discrete.hpp>
 #include <diffusion/random/random.hpp>
 #include <diffusion/sampler/ddim.hpp>
+#include <diffusion/sampler/ddpm.hpp>
 
 #include "support/closeness.hpp"
 #include "support/golden_run.hpp"
@@ -195,4 +196,27 @@ TEST_CASE("ddim set_alpha_to_one decides the last step's alpha_bar_prev", "[samp
   CHECK(max_abs_difference(to_one, x0_hat) < 1e-12);
   const tensor_d to_abar0 = sample(ddim(process, time_grid({0.0}), {.set_alpha_to_one = false}), model, be, x, philox_noise(0));
   CHECK(max_abs_difference(to_abar0, x) < 1e-12);
+}
+
+TEST_CASE("an observer does not change the samples of ddpm and ddim, in float", "[sampler][ddim][ddpm][observer]") {
+  // With an observer the samplers form x0_hat for it; the update itself must stay the one pass it
+  // is without one (in float the unfused form of the update differs in the last bits).
+  const auto process = vp_discrete::linear();
+  gaussian_mixture_model<vp_discrete, v_param> model(test::golden_mixture(), process);
+  reference_backend<float> be;
+  const auto xd = normal_batch(64, 2, 11);
+  reference_tensor<float> x(xd.shape);
+  for (std::size_t j = 0; j < x.data.size(); ++j) x.data[j] = static_cast<float>(xd.data[j]);
+  auto check = [&](const auto& sampler) {
+    std::size_t seen = 0;
+    const auto plain = sample(sampler, model, be, x, philox_noise(3));
+    const auto observed = sample(sampler, model, be, x, philox_noise(3), [&](const step_info<reference_tensor<float>>& s) {
+      seen += s.prediction.data.size() == x.data.size();
+    });
+    CHECK(seen == sampler.num_steps());
+    CHECK(plain.data == observed.data);
+  };
+  check(ddpm_ancestral(process, trailing_grid(1000, 25)));
+  check(ddim(process, trailing_grid(1000, 25)));
+  check(ddim(process, trailing_grid(1000, 25), {.eta = 0.5}));
 }

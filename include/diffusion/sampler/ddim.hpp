@@ -94,10 +94,12 @@ class ddim {
 
     const double a = std::sqrt(alpha_bar_prev);
     const bool corrected = m_options.correction.mode != x0_correction::kind::none;
-    if (ws.need_prediction || corrected) {
+    // An observer's x0_hat is formed on the side: the update does not depend on whether one is
+    // attached (in float the two forms of the update differ in the last bits).
+    if (corrected) {
       be.lincomb(ws.prediction, S(c.x0.x_coef), x, S(c.x0.pred_coef), ws.model_out);
-      if (corrected) detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
-      if (corrected && m_options.use_clipped_model_output) {
+      detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
+      if (m_options.use_clipped_model_output) {
         // eps re-derived from the corrected x0_hat: eps = (x - sqrt(abar) x0)/sqrt(1 - abar).
         be.lincomb(ws.model_out, S(1.0 / std::sqrt(1.0 - alpha_bar)), x,
                    S(-std::sqrt(alpha_bar) / std::sqrt(1.0 - alpha_bar)), ws.prediction);
@@ -109,6 +111,7 @@ class ddim {
       else
         be.lincomb(x, S(a), ws.prediction, S(dir), ws.model_out);
     } else {
+      if (ws.need_prediction) be.lincomb(ws.prediction, S(c.x0.x_coef), x, S(c.x0.pred_coef), ws.model_out);
       // x_prev is linear in (x, model output): one pass.
       const double cx = a * c.x0.x_coef + dir * c.eps.x_coef;
       const double cp = a * c.x0.pred_coef + dir * c.eps.pred_coef;

@@ -74,7 +74,9 @@ class ddpm_ancestral {
     // whatever the model predicts.
     const conversion x0 = detail::evaluate_x0_eps(model, m_process, x, t, ws).x0;
 
-    if (ws.need_prediction || m_options.correction.mode != x0_correction::kind::none) {
+    // An observer's x0_hat is formed on the side: the update below does not depend on whether
+    // one is attached (in float the two forms of the update differ in the last bits).
+    if (m_options.correction.mode != x0_correction::kind::none) {
       be.lincomb(ws.prediction, S(x0.x_coef), x, S(x0.pred_coef), ws.model_out);
       detail::correct_x0(be, m_options.correction, ws.prediction, ws.scratch);
       if (noise_std > 0)
@@ -82,6 +84,7 @@ class ddpm_ancestral {
       else
         be.lincomb(x, S(c.x0_coef), ws.prediction, S(c.xt_coef), x);
     } else {
+      if (ws.need_prediction) be.lincomb(ws.prediction, S(x0.x_coef), x, S(x0.pred_coef), ws.model_out);
       // The mean is linear in (x, model output) when x0_hat is not corrected: one pass, with the
       // noise generated inside it where the backend can.
       const double a = c.x0_coef * x0.x_coef + c.xt_coef;
