@@ -212,6 +212,24 @@ struct langevin_case {
   static auto& noise(W& ws) { return ws.noise; }
 };
 
+/// The same Euler-Maruyama step with an eps model (score_sde's VP models predict eps): the
+/// predictor folds the conversion to the score into its coefficients.
+struct em_eps_case : sampler_case<dm::predictor_corrector<dm::vp_sde>, dm::eps_param> {
+  static constexpr const char* name = "euler_maruyama_eps_model";
+  static constexpr bool stochastic = true;
+  em_eps_case() : sampler_case(dm::euler_maruyama(sde_process())) {}
+};
+
+/// The same Langevin corrector step with an eps model: the score's norm is the output's over sigma.
+struct langevin_eps_case : langevin_case {
+  static constexpr const char* name = "langevin_eps_model";
+  null_model<dm::eps_param> eps_model;
+  template <class Be, class N, class W, class T>
+  void step(Be& be, N& noise, W& ws, T& x) {
+    corrector.correct(be, eps_model, process, noise, ws, x, t);
+  }
+};
+
 /// Heun's method on the probability-flow ODE (Song et al. 2021, Eq. 13), score model.
 struct heun_case {
   static constexpr const char* name = "pf_heun";

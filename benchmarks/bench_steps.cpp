@@ -280,6 +280,8 @@ void register_shape(const shape& s) {
   register_step<langevin_case, R>(s, true);
   register_step<heun_case, R>(s, true);
   register_step<heun_eps_case, R>(s, false);
+  register_step<em_eps_case, R>(s, false);
+  register_step<langevin_eps_case, R>(s, false);
   add("stochastic/ddpm/engine_mt19937_64/1t/" + s.name, [s](benchmark::State& st) {
     backend1<R> be;
     dm::engine_noise<std::mt19937_64> noise{std::mt19937_64(42)};

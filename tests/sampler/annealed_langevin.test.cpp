@@ -22,6 +22,7 @@
 #include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/normal_batch.hpp"
+#include "support/pass_counting_backend.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -251,7 +252,27 @@ TEST_CASE("the final denoising step adds sigma_L^2 score(x, sigma_L)", "[sampler
   CHECK(moved > 1e-6);  // the step did something
 }
 
-TEST_CASE("an eps model samples as its score: predict_as converts through the levels' sigma",
+namespace {
+
+// The samplers fold an eps or x0 model's conversion to the score into their update: sampling costs
+// the same passes over memory whatever the model predicts.
+template <class Sampler, class S, class E, class X>
+void check_same_passes(const Sampler& sampler, S& s_model, E& e_model, X& x_model, const tensor_d& x_T) {
+  auto passes = [&](auto& model) {
+    std::size_t n = 0;
+    test::pass_counting_backend be{{}, &n};
+    (void)sample(sampler, model, be, x_T, philox_noise(9));
+    return n;
+  };
+  const std::size_t score_passes = passes(s_model);
+  CHECK(score_passes >= sampler.num_steps());
+  CHECK(passes(e_model) == score_passes);
+  CHECK(passes(x_model) == score_passes);
+}
+
+}  // namespace
+
+TEST_CASE("an eps or x0 model samples as its score, its conversion folded into the update",
           "[sampler][ncsn]") {
   const ve_discrete process = ve_discrete::geometric(10.0, 0.01, 8);
   score_model s_model(test::golden_mixture(), process);
@@ -264,11 +285,14 @@ TEST_CASE("an eps model samples as its score: predict_as converts through the le
     const tensor_d a = sample(sampler, s_model, be, x_T, philox_noise(9));
     check_close(sample(sampler, e_model, be, x_T, philox_noise(9)).data, a.data, 1e-9, 1e-10);
     check_close(sample(sampler, x_model, be, x_T, philox_noise(9)).data, a.data, 1e-9, 1e-10);
+    check_same_passes(sampler, s_model, e_model, x_model, x_T);
   }
   SECTION("consistent annealed sampling") {
     const consistent_annealed_sampling sampler(process, {.step_lr = 1e-4});
     const tensor_d a = sample(sampler, s_model, be, x_T, philox_noise(9));
     check_close(sample(sampler, e_model, be, x_T, philox_noise(9)).data, a.data, 1e-9, 1e-10);
+    check_close(sample(sampler, x_model, be, x_T, philox_noise(9)).data, a.data, 1e-9, 1e-10);
+    check_same_passes(sampler, s_model, e_model, x_model, x_T);
   }
 }
 

@@ -2,7 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <diffusion/core.hpp>
@@ -12,6 +14,8 @@
 #include "support/closeness.hpp"
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
+#include "support/normal_batch.hpp"
+#include "support/pass_counting_backend.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -113,4 +117,70 @@ TEST_CASE("predictor-corrector rejects bad options", "[sampler][sde][errors]") {
                     Catch::Matchers::Contains("snr") && Catch::Matchers::Contains("(0, inf)"));
   CHECK_THROWS_WITH(predictor_corrector(p, euler_maruyama_predictor{}, annealed_langevin_corrector{.snr = -1.0}),
                     Catch::Matchers::Contains("snr"));
+}
+
+namespace {
+
+struct pc_run {
+  tensor_d x;
+  std::vector<double> predictions;  // x0_hat of every step, as the observer saw it
+  std::size_t passes = 0;
+};
+
+template <class Param, class Sampler, class Process>
+pc_run run_with(const Sampler& sampler, const Process& p, const tensor_d& x_T) {
+  pc_run r;
+  test::pass_counting_backend be{{}, &r.passes};
+  gaussian_mixture_model<Process, Param> model(test::golden_mixture(), p);
+  philox_noise noise(7);
+  r.x = sample(sampler, model, be, x_T, noise, [&](const step_info<tensor_d>& s) {
+    r.predictions.insert(r.predictions.end(), s.prediction.data.begin(), s.prediction.data.end());
+  });
+  return r;
+}
+
+// An eps, x0 or v model's score is affine in (x, output); every predictor and corrector folds that
+// into its own coefficients. The four parameterizations of the same exact model must give the same
+// samples and x0_hat to rounding, and eps models must cost the passes a score model costs.
+template <class Process, class Predictor, class Corrector>
+void check_parameterizations_agree(const Process& p, Predictor predictor, Corrector corrector, std::size_t steps,
+                                   std::size_t corrector_steps) {
+  const predictor_corrector sampler(p, predictor, corrector);
+  const tensor_d x_T = test::normal_batch(16, 2, 11, 0, p.sigma(Process::end_time()));
+  const pc_run score = run_with<score_param>(sampler, p, x_T);
+  for (const pc_run& other : {run_with<eps_param>(sampler, p, x_T), run_with<x0_param>(sampler, p, x_T),
+                              run_with<v_param>(sampler, p, x_T)}) {
+    test::check_close(other.x.data, score.x.data, 1e-9, 1e-11, "samples");
+    test::check_close(other.predictions, score.predictions, 1e-9, 1e-11, "x0_hat");
+  }
+  const pc_run eps = run_with<eps_param>(sampler, p, x_T);
+  CHECK(eps.passes == score.passes);
+  // An x0 or v model's score has an x term, so the Langevin corrector, which needs the score's
+  // norm, converts it in a pass of its own; every other policy folds it.
+  const std::size_t extra = std::is_same_v<Corrector, langevin_corrector> ? steps * corrector_steps : 0;
+  CHECK(run_with<x0_param>(sampler, p, x_T).passes == score.passes + extra);
+  CHECK(run_with<v_param>(sampler, p, x_T).passes == score.passes + extra);
+}
+
+}  // namespace
+
+TEST_CASE("predictors and correctors fold an eps, x0 or v model's conversion to the score",
+          "[sampler][sde][parameterization]") {
+  const vp_sde vp(0.1, 20.0, 40);
+  const ve_sde ve(0.01, 50.0, 40);
+  SECTION("Euler-Maruyama + Langevin") {
+    check_parameterizations_agree(vp, euler_maruyama_predictor{}, langevin_corrector{.snr = 0.16, .steps = 2}, 40, 2);
+  }
+  SECTION("reverse diffusion + annealed Langevin") {
+    check_parameterizations_agree(vp, reverse_diffusion_predictor{}, annealed_langevin_corrector{.snr = 0.16}, 40, 1);
+  }
+  SECTION("reverse diffusion, probability flow") {
+    check_parameterizations_agree(vp, reverse_diffusion_predictor{.probability_flow = true}, no_corrector{}, 40, 0);
+  }
+  SECTION("ancestral + Langevin, VE") {
+    check_parameterizations_agree(ve, ancestral_predictor{}, langevin_corrector{.snr = 0.16}, 40, 1);
+  }
+  SECTION("reverse diffusion + annealed Langevin, VE") {
+    check_parameterizations_agree(ve, reverse_diffusion_predictor{}, annealed_langevin_corrector{.snr = 0.2}, 40, 1);
+  }
 }

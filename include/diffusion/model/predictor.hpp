@@ -94,4 +94,36 @@ void predict_as(Backend& be, Model& model, const Process& process, const T& x, d
   }
 }
 
+namespace detail {
+
+/// Evaluates `model` at (x, t) into `out`, exactly as the model predicts, and returns what makes
+/// that output the score there: score = to_score.x_coef x + to_score.pred_coef out. Every
+/// parameterization's score is affine in (x, output) (convert_coefficients), so a sampler folds
+/// these two numbers into its own update's coefficients instead of converting in a pass over
+/// memory of its own. For a score model they are {0, 1}, which leave the update's coefficients as
+/// they were, bit for bit.
+template <class Model, has_marginal_coefficients Process, tensor T>
+conversion evaluate_as_score(Model& model, const Process& p, const T& x, double t, T& out) {
+  call_model(model, x, t, out);
+  constexpr parameterization have = parameterization_of<Model>;
+  if constexpr (have == parameterization::score)
+    return {0.0, 1.0};
+  else
+    return convert_coefficients(have, parameterization::score, p.alpha(t), p.sigma(t));
+}
+
+/// x0_hat = (x + sigma(t)^2 score)/alpha(t), Tweedie's formula (Efron 2011; Song et al. 2021,
+/// Eq. 14 with the Gaussian perturbation kernel), from the model's output at (x, t) and its
+/// conversion to the score (evaluate_as_score).
+template <class Backend, has_marginal_coefficients Process, tensor T>
+void tweedie_x0(Backend& be, const Process& p, const T& x, const T& output, const conversion& to_score, double t,
+                T& out) {
+  using S = typename Backend::scalar_type;
+  const double alpha = p.alpha(t), sigma = p.sigma(t);
+  be.lincomb(out, static_cast<S>((1.0 + sigma * sigma * to_score.x_coef) / alpha), x,
+             static_cast<S>(sigma * sigma * to_score.pred_coef / alpha), output);
+}
+
+}  // namespace detail
+
 }  // namespace diffusion

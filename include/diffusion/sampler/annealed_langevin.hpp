@@ -24,7 +24,7 @@
 #include "../model/parameterization.hpp"
 #include "../model/predictor.hpp"
 #include "../process/concepts.hpp"
-#include "predictor_corrector.hpp"  // sde_workspace, detail::evaluate_score
+#include "predictor_corrector.hpp"  // sde_workspace, detail::evaluate_output, detail::folded_update
 
 namespace diffusion {
 
@@ -162,13 +162,15 @@ class annealed_langevin {
   void step(Backend& be, Model& model, Noise& noise, sde_workspace<T>& ws, T& x, std::size_t i) const {
     using S = scalar_of<T>;
     const std::size_t l = level(i);
-    detail::evaluate_score(be, model, m_process, x, static_cast<double>(l), ws);
+    const conversion k = detail::evaluate_output(be, model, m_process, x, static_cast<double>(l), ws);
     if (is_denoising_step(i)) {
       // x + sigma_L^2 score: Tweedie's E[x0 | x] at alpha = 1, no noise (ncsnv2 `denoise`).
-      be.lincomb(x, S(1), x, S(m_denoise_coef), ws.score);
+      const detail::folded_update u(1.0, m_denoise_coef, k);
+      be.lincomb(x, S(u.x_coef), x, S(u.output_coef), ws.score);
       return;
     }
-    lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(m_step[l]), ws.score, S(m_noise_std[l]));
+    const detail::folded_update u(1.0, m_step[l], k);
+    lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(m_noise_std[l]));
   }
 
  private:
@@ -276,13 +278,14 @@ class consistent_annealed_sampling {
   template <class Backend, class Model, class Noise, tensor T>
   void step(Backend& be, Model& model, Noise& noise, sde_workspace<T>& ws, T& x, std::size_t i) const {
     using S = scalar_of<T>;
-    detail::evaluate_score(be, model, m_process, x, static_cast<double>(i), ws);
+    const detail::folded_update u(1.0, m_step[i],
+                                  detail::evaluate_output(be, model, m_process, x, static_cast<double>(i), ws));
     if (i + 1 == m_levels) {
       // sigma_{L+1} = 0: the last level adds no noise (and draws none, as the reference code).
-      be.lincomb(x, S(1), x, S(m_step[i]), ws.score);
+      be.lincomb(x, S(u.x_coef), x, S(u.output_coef), ws.score);
       return;
     }
-    lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(m_step[i]), ws.score, S(m_noise_std[i]));
+    lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(m_noise_std[i]));
   }
 
  private:

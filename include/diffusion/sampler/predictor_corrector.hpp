@@ -25,7 +25,10 @@ namespace diffusion {
 /// Scratch space of the SDE samplers, made once per run.
 template <tensor T>
 struct sde_workspace {
-  T score;       ///< the model's score at the current point
+  /// The model's output at the current point. After detail::evaluate_score it is the score; the
+  /// predictors and correctors of this header leave it as the model predicts and fold the
+  /// conversion to the score into their coefficients (detail::evaluate_as_score).
+  T score;
   T noise;       ///< one draw of N(0, I)
   T prediction;  ///< x0_hat = (x + sigma^2 score) / alpha (Tweedie's formula), for observers
   /// The driver sets this to false when nothing observes x0_hat.
@@ -36,16 +39,36 @@ struct sde_workspace {
 
 namespace detail {
 
-/// Evaluates the score at (x, t) into ws.score and, when observed, x0_hat into ws.prediction.
+/// Evaluates the model at (x, t) into ws.score, as it predicts, and, when observed, x0_hat into
+/// ws.prediction; returns the conversion of ws.score to the score (evaluate_as_score), which the
+/// caller folds into its update.
+template <class Backend, class Model, class Process, tensor T>
+conversion evaluate_output(Backend& be, Model& model, const Process& p, const T& x, double t, sde_workspace<T>& ws) {
+  const conversion to_score = evaluate_as_score(model, p, x, t, ws.score);
+  if (ws.need_prediction) tweedie_x0(be, p, x, ws.score, to_score, t, ws.prediction);
+  return to_score;
+}
+
+/// Evaluates the score at (x, t) into ws.score (converted in a pass of its own when the model
+/// predicts something else) and, when observed, x0_hat into ws.prediction.
 template <class Backend, class Model, class Process, tensor T>
 void evaluate_score(Backend& be, Model& model, const Process& p, const T& x, double t, sde_workspace<T>& ws) {
   using S = scalar_of<T>;
-  predict_as<score_param>(be, model, p, x, t, ws.score);
-  if (ws.need_prediction) {
-    const double alpha = p.alpha(t), sigma = p.sigma(t);
-    be.lincomb(ws.prediction, S(1.0 / alpha), x, S(sigma * sigma / alpha), ws.score);
-  }
+  const conversion k = evaluate_output(be, model, p, x, t, ws);
+  if constexpr (parameterization_of<Model> != parameterization::score)
+    be.lincomb(ws.score, S(k.x_coef), x, S(k.pred_coef), ws.score);
 }
+
+/// An update x_coef x + score_coef score (+ noise) with the score given as the model's output and
+/// its conversion: (x_coef + score_coef k.x_coef) x + (score_coef k.pred_coef) output. For a score
+/// model (k = {0, 1}) these are x_coef and score_coef themselves.
+struct folded_update {
+  double x_coef;
+  double output_coef;
+
+  folded_update(double x_coef_, double score_coef, const conversion& k)
+      : x_coef(x_coef_ + score_coef * k.x_coef), output_coef(score_coef * k.pred_coef) {}
+};
 
 }  // namespace detail
 
@@ -61,14 +84,14 @@ struct euler_maruyama_predictor {
   void predict(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t,
                double dt, bool return_mean) const {
     using S = scalar_of<T>;
-    detail::evaluate_score(be, model, p, x, t, ws);
+    const conversion k = detail::evaluate_output(be, model, p, x, t, ws);
     const double f = p.drift_scale(t), g = p.diffusion(t);
-    const double x_coef = 1.0 + f * dt, score_coef = -g * g * dt;
+    const detail::folded_update u(1.0 + f * dt, -g * g * dt, k);
     if (return_mean) {
       draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
-      be.lincomb(x, S(x_coef), x, S(score_coef), ws.score);
+      be.lincomb(x, S(u.x_coef), x, S(u.output_coef), ws.score);
     } else {
-      lincomb_with_noise(be, noise, ws.noise, x, S(x_coef), x, S(score_coef), ws.score, S(g * std::sqrt(-dt)));
+      lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(g * std::sqrt(-dt)));
     }
   }
 };
@@ -85,15 +108,16 @@ struct reverse_diffusion_predictor {
   void predict(Backend& be, Model& model, const Process& p, Noise& noise, sde_workspace<T>& ws, T& x, double t,
                double /*dt*/, bool return_mean) const {
     using S = scalar_of<T>;
-    detail::evaluate_score(be, model, p, x, t, ws);
+    const conversion k = detail::evaluate_output(be, model, p, x, t, ws);
     const sde_discretization d = p.discretize(t);
     const double g2 = d.g_coef * d.g_coef * (probability_flow ? 0.5 : 1.0);
     const double noise_std = probability_flow ? 0.0 : d.g_coef;
+    const detail::folded_update u(1.0 - d.f_coef, g2, k);
     if (return_mean || noise_std == 0.0) {
       draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
-      be.lincomb(x, S(1.0 - d.f_coef), x, S(g2), ws.score);
+      be.lincomb(x, S(u.x_coef), x, S(u.output_coef), ws.score);
     } else {
-      lincomb_with_noise(be, noise, ws.noise, x, S(1.0 - d.f_coef), x, S(g2), ws.score, S(noise_std));
+      lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(noise_std));
     }
   }
 };
@@ -110,13 +134,14 @@ struct ancestral_predictor {
                   "ancestral step, as in score_sde): use euler_maruyama_predictor or reverse_diffusion_predictor");
     if constexpr (has_ancestral_step<Process>) {
       using S = scalar_of<T>;
-      detail::evaluate_score(be, model, p, x, t, ws);
+      const conversion k = detail::evaluate_output(be, model, p, x, t, ws);
       const ancestral_coefficients c = p.ancestral_step(t);
+      const detail::folded_update u(c.x_coef, c.score_coef, k);
       if (return_mean) {
         draw_normal(be, noise, ws.noise);  // consumed but unused, as score_sde does
-        be.lincomb(x, S(c.x_coef), x, S(c.score_coef), ws.score);
+        be.lincomb(x, S(u.x_coef), x, S(u.output_coef), ws.score);
       } else {
-        lincomb_with_noise(be, noise, ws.noise, x, S(c.x_coef), x, S(c.score_coef), ws.score, S(c.noise_std));
+        lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(c.noise_std));
       }
     }
   }
@@ -133,7 +158,9 @@ struct no_corrector {
 
 /// Langevin MCMC with the signal-to-noise step rule (Song et al. 2021, Alg. 5; REFERENCE.md item
 /// 14): step = 2 alpha_i (snr * mean_b |z_b| / mean_b |score_b|)^2, x += step score + sqrt(2 step) z.
-/// The step depends on the whole batch through the mean norms, as in score_sde.
+/// The step depends on the whole batch through the mean norms, as in score_sde. An eps model's
+/// score is its output times -1/sigma, so its norm is the output's times 1/sigma and nothing is
+/// converted; an x0 or v model's score also has an x term, and is converted in a pass of its own.
 struct langevin_corrector {
   static constexpr bool uses_discretization = true;  ///< alpha_i at the process's discrete index
   double snr = 0.16;
@@ -148,11 +175,18 @@ struct langevin_corrector {
     using S = scalar_of<T>;
     const double alpha = p.langevin_alpha(t);
     for (std::size_t k = 0; k < steps; ++k) {
-      detail::evaluate_score(be, model, p, x, t, ws);
+      conversion to_score = detail::evaluate_output(be, model, p, x, t, ws);
+      if constexpr (parameterization_of<Model> != parameterization::score &&
+                    parameterization_of<Model> != parameterization::eps) {
+        be.lincomb(ws.score, S(to_score.x_coef), x, S(to_score.pred_coef), ws.score);
+        to_score = {0.0, 1.0};
+      }
       draw_normal(be, noise, ws.noise);
-      const double ratio = snr * mean_sample_norm(be, ws.noise) / mean_sample_norm(be, ws.score);
+      // to_score.x_coef is 0 here: |score_b| = |pred_coef| |output_b|.
+      const double score_norm = std::abs(to_score.pred_coef) * mean_sample_norm(be, ws.score);
+      const double ratio = snr * mean_sample_norm(be, ws.noise) / score_norm;
       const double step = 2.0 * alpha * ratio * ratio;
-      be.lincomb(x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
+      be.lincomb(x, S(1), x, S(step * to_score.pred_coef), ws.score, S(std::sqrt(2.0 * step)), ws.noise);
     }
   }
 };
@@ -175,8 +209,8 @@ struct annealed_langevin_corrector {
     const double sigma = p.sigma(t);
     const double step = 2.0 * alpha * (snr * sigma) * (snr * sigma);
     for (std::size_t k = 0; k < steps; ++k) {
-      detail::evaluate_score(be, model, p, x, t, ws);
-      lincomb_with_noise(be, noise, ws.noise, x, S(1), x, S(step), ws.score, S(std::sqrt(2.0 * step)));
+      const detail::folded_update u(1.0, step, detail::evaluate_output(be, model, p, x, t, ws));
+      lincomb_with_noise(be, noise, ws.noise, x, S(u.x_coef), x, S(u.output_coef), ws.score, S(std::sqrt(2.0 * step)));
     }
   }
 };

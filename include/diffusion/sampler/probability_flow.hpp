@@ -75,27 +75,9 @@ struct flow_evaluation {
 /// score model the coefficients are the flow's own, bit for bit.
 template <class Model, class Process, tensor T>
 flow_evaluation evaluate_flow(Model& model, const Process& p, const T& y, double t, T& out) {
-  call_model(model, y, t, out);
+  const conversion k = evaluate_as_score(model, p, y, t, out);
   const reverse_coefficients c = flow_coefficients(p, t);
-  constexpr parameterization have = parameterization_of<Model>;
-  if constexpr (have == parameterization::score) {
-    return {c, {0.0, 1.0}};
-  } else {
-    const conversion k = convert_coefficients(have, parameterization::score, p.alpha(t), p.sigma(t));
-    return {{c.x_coef + c.score_coef * k.x_coef, c.score_coef * k.pred_coef, 0.0}, k};
-  }
-}
-
-/// x0_hat = (x + sigma(t)^2 score)/alpha(t), Tweedie's formula (Efron 2011; Song et al. 2021,
-/// Eq. 14 with the Gaussian perturbation kernel), from the model's output at (x, t) and its
-/// conversion to the score (evaluate_flow).
-template <class Backend, class Process, tensor T>
-void tweedie_x0(Backend& be, const Process& p, const T& x, const T& output, const conversion& to_score, double t,
-                T& out) {
-  using S = scalar_of<T>;
-  const double alpha = p.alpha(t), sigma = p.sigma(t);
-  be.lincomb(out, S((1.0 + sigma * sigma * to_score.x_coef) / alpha), x,
-             S(sigma * sigma * to_score.pred_coef / alpha), output);
+  return {{c.x_coef + c.score_coef * k.x_coef, c.score_coef * k.pred_coef, 0.0}, k};
 }
 
 }  // namespace detail
