@@ -13,6 +13,7 @@
 #include <new>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <diffusion/backend/eigen.hpp>
@@ -21,7 +22,9 @@
 #include <diffusion/sampler/adaptive_sde.hpp>
 #include <diffusion/sampler/predictor_corrector.hpp>
 
+#include "support/closeness.hpp"
 #include "support/mixture_fixture.hpp"
+#include "support/pass_counting_backend.hpp"
 #include "support/statistics.hpp"
 #include "support/allocation_counter.hpp"
 
@@ -283,6 +286,51 @@ TEST_CASE("adaptive SDE: the run is deterministic per seed and identical on the 
   const auto c = sample_adaptive_sde(p, gaussian_mixture_model<vp_sde>(m, p), be_f, xf, noise_f);
   CHECK(c.report.accepted > 0);
   for (float v : c.x.data) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("adaptive SDE: an eps, x0 or v model's conversion is folded into the updates",
+          "[sampler][adaptive_sde][parameterization]") {
+  // The same run, step for step, whatever the exact model predicts, and the same passes over
+  // memory: no conversion pass per model call.
+  const vp_sde p;
+  const gaussian_mixture m = test::golden_mixture();
+  reference_backend<double> be;
+  philox_noise prior(23);
+  tensor_d x_T({64, 2});
+  p.sample_prior(be, prior, x_T);
+  std::size_t passes = 0;
+  test::pass_counting_backend counted{{}, &passes};
+  const adaptive_sde_options o{.eps_rel = 0.02};
+  std::vector<double> observed_score, observed;
+  const auto score = sample_adaptive_sde(p, gaussian_mixture_model<vp_sde, score_param>(m, p), counted, x_T,
+                                         philox_noise(24), o, [&](const step_info<tensor_d>& s) {
+                                           observed_score.insert(observed_score.end(), s.prediction.data.begin(),
+                                                                 s.prediction.data.end());
+                                         });
+  const std::size_t score_passes = std::exchange(passes, 0);
+  auto check_same_run = [&](const auto& result, const char* what) {
+    INFO(what);
+    CHECK(result.report.accepted == score.report.accepted);
+    CHECK(result.report.rejected == score.report.rejected);
+    CHECK(passes == score_passes);
+    passes = 0;
+    test::check_close(result.x.data, score.x.data, 1e-9, 1e-11, "samples");
+    test::check_close(observed, observed_score, 1e-9, 1e-11, "x0_hat");
+    observed.clear();
+  };
+  auto record = [&](const step_info<tensor_d>& s) {
+    observed.insert(observed.end(), s.prediction.data.begin(), s.prediction.data.end());
+  };
+  check_same_run(sample_adaptive_sde(p, gaussian_mixture_model<vp_sde, eps_param>(m, p), counted, x_T,
+                                     philox_noise(24), o, record),
+                 "eps model");
+  check_same_run(sample_adaptive_sde(p, gaussian_mixture_model<vp_sde, x0_param>(m, p), counted, x_T,
+                                     philox_noise(24), o, record),
+                 "x0 model");
+  check_same_run(sample_adaptive_sde(p, gaussian_mixture_model<vp_sde, v_param>(m, p), counted, x_T,
+                                     philox_noise(24), o, record),
+                 "v model");
+  CHECK(score.report.rejected > 0);
 }
 
 TEST_CASE("adaptive SDE: the step loop allocates nothing", "[sampler][adaptive_sde][allocation]") {

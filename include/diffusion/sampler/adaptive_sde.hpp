@@ -124,26 +124,29 @@ inline void validate(const adaptive_sde_options& o, double end_time) {
 
 /// The Euler-Maruyama proposal of Algorithm 1, a step h > 0 backwards along the reverse SDE
 /// dx = [f(t) x - g(t)^2 s] dt + g(t) dw-bar (Song et al. 2021, Eq. 6):
-///   x' = (1 - h f(t)) x + h g(t)^2 s + sqrt(h) g(t) z.
+///   x' = (1 - h f(t)) x + h g(t)^2 s + sqrt(h) g(t) z,
+/// with the score s given as the model's output at (x, t) and its conversion (folded_update).
 template <class Backend, class Process, tensor T>
-void euler_maruyama_proposal(Backend& be, const Process& p, const T& x, const T& score, const T& z, double t,
-                             double h, T& out) {
+void euler_maruyama_proposal(Backend& be, const Process& p, const T& x, const T& output, const conversion& to_score,
+                             const T& z, double t, double h, T& out) {
   using S = scalar_of<T>;
   const double f = p.drift_scale(t), g = p.diffusion(t);
-  be.lincomb(out, S(1.0 - h * f), x, S(h * g * g), score, S(std::sqrt(h) * g), z);
+  const folded_update u(1.0 - h * f, h * g * g, to_score);
+  be.lincomb(out, S(u.x_coef), x, S(u.output_coef), output, S(std::sqrt(h) * g), z);
 }
 
 /// The improved-Euler (Heun) result of Algorithm 1 with the proposal's noise z: with K1 = x' - x and
 /// K2 = h (-f(t') x' + g(t')^2 s(x', t')) + sqrt(h) g(t') z at t' = t - h,
-///   x'' = x + (K1 + K2) / 2 = x/2 + (1 - h f(t'))/2 x' + h g(t')^2/2 s' + sqrt(h) g(t')/2 z.
-/// `out` may alias `score_next`.
+///   x'' = x + (K1 + K2) / 2 = x/2 + (1 - h f(t'))/2 x' + h g(t')^2/2 s' + sqrt(h) g(t')/2 z,
+/// with s' given as the model's output at (x', t') and its conversion. `out` may alias
+/// `output_next`.
 template <class Backend, class Process, tensor T>
-void improved_euler(Backend& be, const Process& p, const T& x, const T& proposal, const T& score_next, const T& z,
-                    double t_next, double h, T& out) {
+void improved_euler(Backend& be, const Process& p, const T& x, const T& proposal, const T& output_next,
+                    const conversion& to_score_next, const T& z, double t_next, double h, T& out) {
   using S = scalar_of<T>;
   const double f = p.drift_scale(t_next), g = p.diffusion(t_next);
-  be.lincomb(out, S(0.5), x, S(0.5 * (1.0 - h * f)), proposal, S(0.5 * h * g * g), score_next,
-             S(0.5 * std::sqrt(h) * g), z);
+  const folded_update u(0.5 * (1.0 - h * f), 0.5 * h * g * g, to_score_next);
+  be.lincomb(out, S(0.5), x, S(u.x_coef), proposal, S(u.output_coef), output_next, S(0.5 * std::sqrt(h) * g), z);
 }
 
 /// The error of Algorithm 1: per sample b, E_b^2 = sum_j ((x'_j - x''_j) / delta_j)^2 / n
@@ -177,12 +180,14 @@ inline double next_step_size(double h, double error, double remaining, const ada
 
 /// The final denoising step of the paper's code (Tweedie's formula as it writes it, without the
 /// division by alpha(eps), which is 1 - 5e-5 for the default VP SDE and 1 for VE):
-///   x <- x + sigma(eps)^2 s(x, eps).
+///   x <- x + sigma(eps)^2 s(x, eps),
+/// with the score given as the model's output at (x, eps) and its conversion.
 template <class Backend, class Process, tensor T>
-void denoise_step(Backend& be, const Process& p, const T& score, double eps, T& x) {
+void denoise_step(Backend& be, const Process& p, const T& output, const conversion& to_score, double eps, T& x) {
   using S = scalar_of<T>;
   const double sigma = p.sigma(eps);
-  be.lincomb(x, S(1), x, S(sigma * sigma), score);
+  const folded_update u(1.0, sigma * sigma, to_score);
+  be.lincomb(x, S(u.x_coef), x, S(u.output_coef), output);
 }
 
 /// One attempt of Algorithm 1 from (x, t) with step h to t_next (= t - h, or eps exactly at the
@@ -191,12 +196,12 @@ void denoise_step(Backend& be, const Process& p, const T& score, double eps, T& 
 template <class Backend, class Model, class Process, class Noise, tensor T>
 double attempt_step(Backend& be, Model& model, const Process& p, Noise& noise, adaptive_sde_workspace<T>& ws,
                     const T& x, double t, double t_next, double h, const adaptive_sde_options& o) {
-  evaluate_score(be, model, p, x, t, ws.sde);
+  const conversion k = evaluate_output(be, model, p, x, t, ws.sde);
   draw_normal(be, noise, ws.sde.noise);
-  euler_maruyama_proposal(be, p, x, ws.sde.score, ws.sde.noise, t, h, ws.proposal);
-  evaluate_score(be, model, p, ws.proposal, t_next, ws.sde);
-  T& improved = ws.sde.score;  // s(x', t - h) is not needed once x'' is formed
-  improved_euler(be, p, x, ws.proposal, ws.sde.score, ws.sde.noise, t_next, h, improved);
+  euler_maruyama_proposal(be, p, x, ws.sde.score, k, ws.sde.noise, t, h, ws.proposal);
+  const conversion k_next = evaluate_output(be, model, p, ws.proposal, t_next, ws.sde);
+  T& improved = ws.sde.score;  // the model's output at (x', t - h) is not needed once x'' is formed
+  improved_euler(be, p, x, ws.proposal, ws.sde.score, k_next, ws.sde.noise, t_next, h, improved);
   const double error = scaled_error(ws.proposal, improved, ws.previous_proposal, o);
   if (!std::isfinite(error)) [[unlikely]]
     throw_non_finite_error(error, t);
@@ -209,8 +214,9 @@ double attempt_step(Backend& be, Model& model, const Process& p, Noise& noise, a
 /// down to options.eps with adaptive steps (Jolicoeur-Martineau et al. 2021, Algorithm 1; see the
 /// top of this file), then denoises. Returns the sample and what it cost.
 ///
-/// \param model    a predictor of any parameterization; it is converted to the score through the
-///                 process (predict_as), 2 calls per attempted step and 1 for the denoising step.
+/// \param model    a predictor of any parameterization; its conversion to the score through the
+///                 process is folded into the updates (detail::evaluate_output); 2 calls per
+///                 attempted step and 1 for the denoising step.
 /// \param noise    one standard normal draw shaped like x per attempted step, accepted or rejected,
 ///                 in order; the denoising step draws nothing. The step sequence depends on every
 ///                 sample of the batch, so results are not batch-size invariant.
@@ -284,8 +290,8 @@ adaptive_sde_result<typename Backend::tensor_type> sample_adaptive_sde(const Pro
   }
 
   if (options.denoise) {
-    detail::evaluate_score(be, model, process, x, options.eps, ws.sde);
-    detail::denoise_step(be, process, ws.sde.score, options.eps, x);
+    const conversion k = detail::evaluate_output(be, model, process, x, options.eps, ws.sde);
+    detail::denoise_step(be, process, ws.sde.score, k, options.eps, x);
     report.model_calls += 1;
     if constexpr (observed) {
       const std::size_t index = report.accepted;

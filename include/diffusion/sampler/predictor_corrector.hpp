@@ -25,9 +25,9 @@ namespace diffusion {
 /// Scratch space of the SDE samplers, made once per run.
 template <tensor T>
 struct sde_workspace {
-  /// The model's output at the current point. After detail::evaluate_score it is the score; the
-  /// predictors and correctors of this header leave it as the model predicts and fold the
-  /// conversion to the score into their coefficients (detail::evaluate_as_score).
+  /// The model's output at the current point, as the model predicts it: the samplers fold its
+  /// conversion to the score into their coefficients (detail::evaluate_output). The Langevin
+  /// corrector converts an x0 or v model's output here in place, and it is then the score.
   T score;
   T noise;       ///< one draw of N(0, I)
   T prediction;  ///< x0_hat = (x + sigma^2 score) / alpha (Tweedie's formula), for observers
@@ -47,16 +47,6 @@ conversion evaluate_output(Backend& be, Model& model, const Process& p, const T&
   const conversion to_score = evaluate_as_score(model, p, x, t, ws.score);
   if (ws.need_prediction) tweedie_x0(be, p, x, ws.score, to_score, t, ws.prediction);
   return to_score;
-}
-
-/// Evaluates the score at (x, t) into ws.score (converted in a pass of its own when the model
-/// predicts something else) and, when observed, x0_hat into ws.prediction.
-template <class Backend, class Model, class Process, tensor T>
-void evaluate_score(Backend& be, Model& model, const Process& p, const T& x, double t, sde_workspace<T>& ws) {
-  using S = scalar_of<T>;
-  const conversion k = evaluate_output(be, model, p, x, t, ws);
-  if constexpr (parameterization_of<Model> != parameterization::score)
-    be.lincomb(ws.score, S(k.x_coef), x, S(k.pred_coef), ws.score);
 }
 
 /// An update x_coef x + score_coef score (+ noise) with the score given as the model's output and
