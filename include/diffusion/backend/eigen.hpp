@@ -439,8 +439,8 @@ class eigen_backend {
     check_shape(where, "x1", y, x1);
     check_shape(where, "x2", y, x2);
     const Eigen::Index batch = y.dimension(0);
-    check_coefficients(where, "a.size()", a, batch);
-    check_coefficients(where, "b.size()", b, batch);
+    detail::check_coefficient_count(where, "a.size()", a.size(), static_cast<std::size_t>(batch));
+    detail::check_coefficient_count(where, "b.size()", b.size(), static_cast<std::size_t>(batch));
     if (batch == 0) return;
 
     // Each range is cut at sample boundaries into segments with one coefficient pair each.
@@ -610,12 +610,6 @@ class eigen_backend {
                           const tensor_type& x) {
     if (!tensor_traits<tensor_type>::same_shape(y, x)) [[unlikely]]
       detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
-  }
-
-  static void check_coefficients(std::string_view where, std::string_view parameter, std::span<const Scalar> c,
-                                 Eigen::Index batch) {
-    if (c.size() != static_cast<std::size_t>(batch)) [[unlikely]]
-      detail::throw_invalid_parts(where, {parameter}, c.size(), {"the batch size, ", batch});
   }
 
   [[no_unique_address]] detail::eigen_executor<Device> m_exec;

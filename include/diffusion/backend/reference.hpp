@@ -76,10 +76,8 @@ struct reference_backend {
     check_shape(where, "x1", y, x1);
     check_shape(where, "x2", y, x2);
     const std::size_t batch = tensor_traits<tensor_type>::batch_size(x1);
-    if (a.size() != batch) [[unlikely]]
-      detail::throw_invalid_parts(where, {"a.size()"}, a.size(), {"the batch size, ", batch});
-    if (b.size() != batch) [[unlikely]]
-      detail::throw_invalid_parts(where, {"b.size()"}, b.size(), {"the batch size, ", batch});
+    detail::check_coefficient_count(where, "a.size()", a.size(), batch);
+    detail::check_coefficient_count(where, "b.size()", b.size(), batch);
     const std::size_t d = batch == 0 ? 0 : x1.data.size() / batch;
     for (std::size_t s = 0; s < batch; ++s)
       for (std::size_t j = s * d; j < (s + 1) * d; ++j) y.data[j] = a[s] * x1.data[j] + b[s] * x2.data[j];
@@ -93,16 +91,20 @@ struct reference_backend {
   }
 
  private:
-  // Every backend checks shapes: a mismatch would read or write past the end of a vector.
+  // Every backend checks shapes: a mismatch would read or write past the end of a vector. The
+  // data's size too, since reference_tensor's members are public.
+  static bool same_extent(const tensor_type& y, const tensor_type& x) {
+    return y.shape == x.shape && y.data.size() == x.data.size();
+  }
   static void check_shape(std::string_view where, std::string_view parameter, const tensor_type& y,
                           const tensor_type& x) {
-    if (!(y.shape == x.shape && y.data.size() == x.data.size())) [[unlikely]]
+    if (!same_extent(y, x)) [[unlikely]]
       detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
   }
   static void check_terms(const tensor_type&, int) {}
   template <class... Rest>
   static void check_terms(const tensor_type& y, int k, Scalar, const tensor_type& x, const Rest&... rest) {
-    if (!(y.shape == x.shape && y.data.size() == x.data.size())) [[unlikely]]
+    if (!same_extent(y, x)) [[unlikely]]
       detail::throw_shape_mismatch(x, y, "reference_backend::lincomb", detail::concat({"x", k}), "the shape of y");
     check_terms(y, k + 1, rest...);
   }

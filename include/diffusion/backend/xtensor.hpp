@@ -216,8 +216,8 @@ class basic_xtensor_backend {
     check_shape(where, "x1", y, x1);
     check_shape(where, "x2", y, x2);
     const std::size_t batch = traits::batch_size(y);
-    check_coefficients(where, "a.size()", a, batch);
-    check_coefficients(where, "b.size()", b, batch);
+    detail::check_coefficient_count(where, "a.size()", a.size(), batch);
+    detail::check_coefficient_count(where, "b.size()", b.size(), batch);
     if (batch == 0) return;
 
     const std::size_t d = traits::size(y) / batch;
@@ -295,12 +295,6 @@ class basic_xtensor_backend {
                           const tensor_type& x) {
     if (!traits::same_shape(y, x)) [[unlikely]]
       detail::throw_shape_mismatch(x, y, where, parameter, "the shape of y");
-  }
-
-  static void check_coefficients(std::string_view where, std::string_view parameter,
-                                 std::span<const scalar_type> c, std::size_t batch) {
-    if (c.size() != batch) [[unlikely]]
-      detail::throw_invalid_parts(where, {parameter}, c.size(), {"the batch size, ", batch});
   }
 };
 

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <concepts>
+#include <cstddef>
 #include <initializer_list>
 #include <sstream>
 #include <stdexcept>
@@ -123,6 +124,13 @@ void check_clamp_bounds(std::string_view where, S lo, S hi) {
     return;
   if (std::isnan(hi) && !std::isnan(lo)) throw_invalid_parts(where, {"hi"}, hi, {"[lo, inf] with lo = ", lo});
   throw_invalid_parts(where, {"lo"}, lo, {"[-inf, hi] with hi = ", hi});
+}
+
+/// lincomb_per_sample's coefficient vectors: one coefficient per batch sample.
+inline void check_coefficient_count(std::string_view where, std::string_view parameter, std::size_t count,
+                                    std::size_t batch) {
+  if (count != batch) [[unlikely]]
+    throw_invalid_parts(where, {parameter}, count, {"the batch size, ", batch});
 }
 
 }  // namespace detail
