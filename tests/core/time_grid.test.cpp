@@ -113,6 +113,13 @@ TEST_CASE("grid step counts are validated", "[core][time_grid]") {
   SECTION("num_train_timesteps = 0 throws") {
     CHECK_THROWS_WITH(diffusion::leading_grid(0, 1), Contains("num_train_timesteps"));
   }
+  SECTION("continuous_grid: more steps than doubles between eps and t_end throws, naming steps") {
+    const double eps = std::nextafter(1.0, 0.0);
+    CHECK(diffusion::continuous_grid(2, eps).values() == std::vector<double>{1.0, eps});
+    CHECK_THROWS_WITH(diffusion::continuous_grid(3, eps),
+                      Contains("continuous_grid: steps = 3") && Contains("eps = 0.99999999999999989"));
+    CHECK_THROWS_WITH(diffusion::continuous_grid(3, 0.0), Contains("continuous_grid: eps = 0"));
+  }
 }
 
 TEST_CASE("user grids", "[core][time_grid]") {

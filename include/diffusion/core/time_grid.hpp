@@ -117,7 +117,16 @@ inline double round_half_even(double v) { return std::nearbyint(v); }
   require(std::isfinite(t_end) && t_end > 0.0, "continuous_grid", "t_end", t_end, "(0, inf)");
   if (!(std::isfinite(eps) && eps > 0.0 && eps < t_end)) [[unlikely]]
     detail::throw_invalid_parts("continuous_grid", {"eps"}, eps, {"(0, t_end) = (0, ", t_end, ")"});
-  return time_grid(linspace(t_end, eps, steps));
+  std::vector<double> t = linspace(t_end, eps, steps);
+  // eps a few ulps below t_end leaves fewer distinct doubles than steps: blame steps here rather
+  // than let time_grid report a repeated entry the caller never wrote.
+  for (std::size_t i = 1; i < t.size(); ++i)
+    if (!(t[i] < t[i - 1])) [[unlikely]]
+      detail::throw_invalid_parts("continuous_grid", {"steps"}, steps,
+                                  {"at most the number of distinct times linspace(t_end, eps, steps) can hold "
+                                   "between t_end = ", t_end, " and eps = ", eps, " (times ", i - 1, " and ", i,
+                                   " are both ", t[i], ")"});
+  return time_grid(std::move(t));
 }
 
 }  // namespace diffusion
