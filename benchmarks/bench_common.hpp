@@ -374,8 +374,8 @@ double relative_difference(const T& a, const T& b) {
 
 template <class T>
 bool all_finite(const T& x) {
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x.data()[i])) return false;
+  for (const float v : dm::elements(x))
+    if (!std::isfinite(v)) return false;
   return true;
 }
 

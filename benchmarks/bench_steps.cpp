@@ -7,6 +7,8 @@
 //   noise/normal/<generator>/{1t,2t}/<shape>         one draw of N(0, 1) into a float tensor
 //   after_model/<sampler>/library/{1t,2t}/<shape>   one step (noise included) right after a model
 //                                                   call longer than the pool's spin
+//   step/<sampler>/xtensor/1t/<shape>                the step on xtensor_backend (xt::xtensor<float, R>)
+//   stochastic/<sampler>/xtensor_philox/1t/<shape>   the same with its Philox noise
 //
 // benchmarks/ratios.py turns the JSON output (medians of interleaved repetitions) into the ratio
 // tables of docs/PERFORMANCE.md; scripts/bench runs both.
@@ -23,6 +25,11 @@
 #include <vector>
 
 #include "bench_common.hpp"
+
+// The xtensor backend's rows, where CMake found xtensor (benchmarks/CMakeLists.txt).
+#if defined(DIFFUSION_BENCH_XTENSOR)
+#include <diffusion/xtensor.hpp>
+#endif
 
 namespace {
 
@@ -47,12 +54,11 @@ void count(benchmark::State& st, const shape& s) {
 /// longer than the pool's spin (fork_join_pool::default_spin) finds the worker of a two-thread
 /// backend asleep when the step begins, as in a sampler loop with a real network; steps back to
 /// back never do.
-template <class Case, int R, class Be, class Noise>
-void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise,
-                  std::chrono::microseconds model_time = {}) {
+template <class Case, class T, class Be, class Noise>
+void library_step_on(benchmark::State& st, const shape& s, Be& be, Noise& noise, T x,
+                     std::chrono::microseconds model_time = {}) {
   using clock = std::chrono::steady_clock;
   Case c;
-  auto x = make_tensor<R>(s);
   randomize(x, 1);
   auto ws = c.workspace(be, x);
   if (model_time.count() == 0) {
@@ -72,6 +78,13 @@ void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise,
   }
   if (!all_finite(x)) st.SkipWithError("x left the finite range");
   count(st, s);
+}
+
+/// The library's step on an Eigen tensor of shape s.
+template <class Case, int R, class Be, class Noise>
+void library_step(benchmark::State& st, const shape& s, Be& be, Noise& noise,
+                  std::chrono::microseconds model_time = {}) {
+  library_step_on<Case>(st, s, be, noise, make_tensor<R>(s), model_time);
 }
 
 /// Calls f(be) with a backend on one thread (DefaultDevice) or on the shared two-thread pool.
@@ -272,6 +285,30 @@ void register_step(const shape& s, bool with_fused) {
   }
 }
 
+#if defined(DIFFUSION_BENCH_XTENSOR)
+/// The same cases on the xtensor backend (single-threaded: it has no thread support), an
+/// xt::xtensor<float, R> of the same shape.
+template <class Case, int R>
+void register_xtensor_step(const shape& s) {
+  auto make = [s] {
+    std::array<std::size_t, R> d{};
+    for (std::size_t i = 0; i < R; ++i) d[i] = static_cast<std::size_t>(s.dims[i]);
+    return xt::xtensor<float, R>(d);
+  };
+  add(std::string("step/") + Case::name + "/xtensor/1t/" + s.name, [s, make](benchmark::State& st) {
+    dm::xtensor_backend<float, R> be;
+    null_noise nn;
+    library_step_on<Case>(st, s, be, nn, make());
+  });
+  if constexpr (Case::stochastic)
+    add(std::string("stochastic/") + Case::name + "/xtensor_philox/1t/" + s.name, [s, make](benchmark::State& st) {
+      dm::xtensor_backend<float, R> be;
+      dm::philox_noise noise(7);
+      library_step_on<Case>(st, s, be, noise, make());
+    });
+}
+#endif
+
 template <int R>
 void register_shape(const shape& s) {
   register_step<ddpm_case, R>(s, true);
@@ -282,6 +319,13 @@ void register_shape(const shape& s) {
   register_step<heun_eps_case, R>(s, false);
   register_step<em_eps_case, R>(s, false);
   register_step<langevin_eps_case, R>(s, false);
+#if defined(DIFFUSION_BENCH_XTENSOR)
+  register_xtensor_step<ddpm_case, R>(s);
+  register_xtensor_step<ddim_case, R>(s);
+  register_xtensor_step<em_case, R>(s);
+  register_xtensor_step<langevin_case, R>(s);
+  register_xtensor_step<heun_case, R>(s);
+#endif
   add("stochastic/ddpm/engine_mt19937_64/1t/" + s.name, [s](benchmark::State& st) {
     backend1<R> be;
     dm::engine_noise<std::mt19937_64> noise{std::mt19937_64(42)};

@@ -100,6 +100,32 @@ def stochastic_table(r):
     return table(["DDPM step with its noise, 1 thread: µs, speed-up over the mt19937 hand loop"] + ISSUE_SHAPES, rows)
 
 
+def xtensor_table(r):
+    """The xtensor backend's step beside the Eigen backend's and the hand-fused loop (1 thread)."""
+    rows = []
+    for case, label in SAMPLERS:
+        for group, xt_impl, eig_impl, what in (("step", "xtensor", "library", "model excluded"),
+                                               ("stochastic", "xtensor_philox", "philox", "with its Philox noise")):
+            row = [f"{label}, {what}"]
+            found = False
+            for s in ISSUE_SHAPES:
+                xt, eig = get(r, group, case, xt_impl, "1t", s), get(r, group, case, eig_impl, "1t", s)
+                fused = get(r, "step", case, "fused", "1t", s) if group == "step" else None
+                if xt is None or eig is None:
+                    row.append("-")
+                    continue
+                found = True
+                cell = f"{fmt_us(xt)} / {fmt_us(eig)} = **{xt / eig:.2f}**"
+                if fused:
+                    cell += f" ({xt / fused:.2f}x the hand loop)"
+                row.append(cell)
+            if found:
+                rows.append(row)
+    if not rows:
+        return "(no xtensor rows: bench_steps was built without xtensor)"
+    return table(["xtensor_backend / eigen_backend, 1 thread (µs)"] + ISSUE_SHAPES, rows)
+
+
 def noise_table(r):
     gens = [("philox", "philox_noise::fill_normal"), ("backend_philox", "eigen_backend::fill_normal (Philox)"),
             ("engine_mt19937_64", "engine_noise(mt19937_64)::fill_normal"),
@@ -257,7 +283,8 @@ def main(argv):
             print(f"{context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz, load average "
                   f"{', '.join(f'{x:.1f}' for x in context.get('load_avg', []))} at the end; "
                   f"{'CPU' if cpu_time else 'wall-clock'} time{' for one thread' if cpu_time else ''}\n")
-        for t in (step_table(r), stochastic_table(r), noise_table(r), thread_table(r), after_model_table(r)):
+        for t in (step_table(r), stochastic_table(r), noise_table(r), thread_table(r), after_model_table(r),
+                  xtensor_table(r)):
             print(t + "\n")
         print(summary(label, r))
     return 0
