@@ -59,7 +59,7 @@ struct tensor_traits<Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>> {
   static std::size_t size(const T& x) { return static_cast<std::size_t>(x.size()); }
   static std::size_t batch_size(const T& x) { return static_cast<std::size_t>(x.dimension(0)); }
   static bool same_shape(const T& a, const T& b) {
-    for (int i = 0; i < Rank; ++i)
+    for (std::size_t i = 0; i < static_cast<std::size_t>(Rank); ++i)
       if (a.dimension(i) != b.dimension(i)) return false;
     return true;
   }
@@ -68,7 +68,8 @@ struct tensor_traits<Eigen::Tensor<Scalar, Rank, Eigen::RowMajor, Index>> {
   static std::span<const Scalar> elements(const T& x) { return {x.data(), size(x)}; }
   static std::string shape_string(const T& x) {
     std::string s = "[";
-    for (int i = 0; i < Rank; ++i) s.append(i ? ", " : "").append(std::to_string(x.dimension(i)));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(Rank); ++i)
+      s.append(i ? ", " : "").append(std::to_string(x.dimension(i)));
     return s + "]";
   }
 };
@@ -471,7 +472,10 @@ class eigen_backend {
       const auto m = static_cast<Eigen::Index>(end - begin);
       vector yv(yd + begin, m);
       const const_vector xv(xd + begin, m);
-      yv.device(serial_device()) = xv.clip(lo, hi);
+      // Two selects rather than Eigen's clip: with AVX-512, clip's pmax/pmin make g++ 12 report a
+      // false -Wmaybe-uninitialized inside its own intrinsics (GCC bug 105593), which fails users'
+      // -Werror builds; x < lo and x > hi are false for NaN, so NaN stays NaN, as with clip.
+      yv.device(serial_device()) = (xv < lo).select(xv.constant(lo), (xv > hi).select(xv.constant(hi), xv));
     };
     m_exec.for_ranges(static_cast<std::size_t>(y.size()), pass);
   }

@@ -28,10 +28,10 @@ class ddpm_loss : public denoising_loss<Process, uniform_discrete_time, Target, 
   using base = denoising_loss<Process, uniform_discrete_time, Target, Weighting>;
 
  public:
-  explicit ddpm_loss(Process process, Target target = {}, Weighting weighting = {}, loss_options options = {})
+  explicit ddpm_loss(Process process, Target target_ = {}, Weighting weighting = {}, loss_options options = {})
       // uniform_discrete_time::over reads a copy of the process: argument evaluation order is
       // unspecified, so `process` must not be moved from in the same call.
-      : base(process, uniform_discrete_time::over(process), target, std::move(weighting), options) {}
+      : base(process, uniform_discrete_time::over(process), target_, std::move(weighting), options) {}
 };
 
 /// L_simple, Ho et al. 2020, Eq. 14: E_{t, x0, eps} |eps - eps_theta(sqrt(abar_t) x0 +

@@ -43,11 +43,11 @@ class ncsn_loss : public denoising_loss<Process, uniform_discrete_time, Target, 
  public:
   /// \param options the reduction; (1/2) sum, the official one, by default.
   /// \throws std::invalid_argument if the process has no levels.
-  explicit ncsn_loss(Process process, Target target = {},
+  explicit ncsn_loss(Process process, Target target_ = {},
                      loss_options options = {.reduction = loss_reduction::half_sum})
       // all_levels reads a copy of the process: argument evaluation order is unspecified, so
       // `process` must not be moved from in the same call.
-      : base(process, all_levels(process), target, sigma_squared_weight{}, options) {}
+      : base(process, all_levels(process), target_, sigma_squared_weight{}, options) {}
 
  private:
   static uniform_discrete_time all_levels(const Process& p) {

@@ -56,8 +56,8 @@ class sde_dsm_loss : public denoising_loss<Process, uniform_continuous_time, Tar
 
  public:
   /// \throws std::invalid_argument unless options.eps_t is finite and in (0, T).
-  explicit sde_dsm_loss(Process process, Weighting weighting = {}, sde_dsm_options options = {}, Target target = {})
-      : base(std::move(process), training_times(options.eps_t), target, std::move(weighting),
+  explicit sde_dsm_loss(Process process, Weighting weighting = {}, sde_dsm_options options = {}, Target target_ = {})
+      : base(std::move(process), training_times(options.eps_t), target_, std::move(weighting),
              loss_options{.reduction = options.reduction}),
         m_eps_t(options.eps_t) {}
 
