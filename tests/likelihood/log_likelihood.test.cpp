@@ -332,6 +332,23 @@ TEST_CASE("probes: Rademacher entries are +-1, Gaussian ones standard normal; on
 TEST_CASE("bits per dimension", "[likelihood]") {
   CHECK_THAT(bits_per_dim(-std::numbers::ln2 * 6.0, 3), WithinRel(2.0, 1e-15));
   CHECK(bits_per_dim(0.0, 5) == 0.0);
+  CHECK(bits_per_dim(-std::numeric_limits<double>::infinity(), 2) == std::numeric_limits<double>::infinity());
+  CHECK_THROWS_WITH(bits_per_dim(-1.0, 0), Contains("bits_per_dim: dim = 0") && Contains("at least 1"));
+  CHECK_THROWS_WITH(bits_per_dim(std::numeric_limits<double>::quiet_NaN(), 2), Contains("log_density = nan"));
+}
+
+TEST_CASE("the options' defaults are score_sde's", "[likelihood]") {
+  // score_sde likelihood.py: get_likelihood_fn(rtol=1e-5, atol=1e-5, eps=1e-5), RK45.
+  const likelihood_options o;
+  CHECK(o.rtol == 1e-5);
+  CHECK(o.atol == 1e-5);
+  CHECK(o.eps == 1e-5);
+  CHECK(o.first_step == 0.0);
+  // The finite-difference step: cbrt(machine epsilon) by default, an explicit relative_step as given.
+  CHECK(hutchinson_estimator<>{}.step_for<double>() == std::cbrt(std::numeric_limits<double>::epsilon()));
+  CHECK(hutchinson_estimator<>{}.step_for<float>() ==
+        std::cbrt(static_cast<double>(std::numeric_limits<float>::epsilon())));
+  CHECK(hutchinson_estimator<>{.relative_step = 1e-2}.step_for<double>() == 1e-2);
 }
 
 TEST_CASE("log_likelihood rejects bad input", "[likelihood][errors]") {
@@ -355,4 +372,11 @@ TEST_CASE("log_likelihood rejects bad input", "[likelihood][errors]") {
                     Contains("relative_step"));
   CHECK_THROWS_WITH(log_likelihood(p, model, be, tensor_d({0, 2}), {}), Contains("x") && Contains("at least 1"));
   CHECK_THROWS_WITH(log_likelihood(p, model, be, tensor_d({4, 3}), {}), Contains("elements per sample"));
+  for (double bad : {inf, -inf, nan}) {
+    tensor_d y = x;
+    y.data[5] = bad;
+    CHECK_THROWS_WITH(log_likelihood(p, model, be, y, {}), Contains("log_likelihood: x[5]") && Contains("finite"));
+    CHECK_THROWS_WITH(log_likelihood(p, model, be, y, hutchinson_estimator<>{}, philox_noise(1)),
+                      Contains("x[5]"));
+  }
 }

@@ -440,6 +440,22 @@ TEST_CASE("SDE prior: one normal draw, scaled by the prior std", "[process][sde]
   }
 }
 
+TEST_CASE("SDE defaults are score_sde's sde_lib.py defaults", "[process][sde]") {
+  // VPSDE(beta_min=0.1, beta_max=20, N=1000), subVPSDE likewise, VESDE(sigma_min=0.01, sigma_max=50, N=1000).
+  const vp_sde vp;
+  const subvp_sde sub;
+  const ve_sde ve;
+  CHECK(vp.beta_min() == 0.1);
+  CHECK(vp.beta_max() == 20.0);
+  CHECK(vp.num_steps() == 1000);
+  CHECK(sub.beta_min() == 0.1);
+  CHECK(sub.beta_max() == 20.0);
+  CHECK(sub.num_steps() == 1000);
+  CHECK(ve.sigma_min() == 0.01);
+  CHECK(ve.sigma_max() == 50.0);
+  CHECK(ve.num_steps() == 1000);
+}
+
 TEST_CASE("SDE bad input throws std::invalid_argument naming the parameter", "[process][sde][errors]") {
   SECTION("VP / sub-VP: beta_min > beta_max") {
     CHECK_THROWS_AS(vp_sde(1.0, 0.5), std::invalid_argument);
@@ -485,6 +501,12 @@ TEST_CASE("SDE bad input throws std::invalid_argument naming the parameter", "[p
     CHECK_THROWS_WITH(ve_sde(0.01, not_a_number), Contains("sigma_max = nan"));
   }
   SECTION("VE: N = 0") { CHECK_THROWS_WITH(ve_sde(0.01, 50.0, 0), Contains("ve_sde: num_steps = 0")); }
+  SECTION("VE: sigma_max / sigma_min overflows") {
+    // sigma(t) = sigma_min (sigma_max / sigma_min)^t would be infinite for every t > 0.
+    CHECK_THROWS_WITH(ve_sde(1e-200, 1e200), Contains("ve_sde: sigma_max = 9.9999999999999997e+199") && Contains("must be finite"));
+    CHECK_THROWS_WITH(ve_sde(1e-310, 1.0), Contains("sigma_max = 1"));
+    CHECK_THAT(ve_sde(1e-150, 1e150).sigma(0.5), Catch::Matchers::WithinRel(1.0, 1e-12));
+  }
   SECTION("t outside [0, 1]") {
     const vp_sde vp;
     const subvp_sde sub;

@@ -62,7 +62,10 @@ struct likelihood_result {
 /// for data centred to [-1, 1]) to turn the density of continuous data into bits of 8-bit discrete
 /// data; that offset is NOT applied here, since it depends on how the data were scaled and
 /// quantized.
+/// \throws std::invalid_argument if dim is 0 or log_density is NaN.
 inline double bits_per_dim(double log_density, std::size_t dim) {
+  require(dim >= 1, "bits_per_dim", "dim", dim, "at least 1");
+  require(!std::isnan(log_density), "bits_per_dim", "log_density", log_density, "a number (not NaN)");
   return -log_density / (static_cast<double>(dim) * std::numbers::ln2);
 }
 
@@ -165,6 +168,12 @@ ode_controls checked_likelihood_options(const likelihood_options& o, const T& x)
   if (!(std::isfinite(o.eps) && o.eps > 0.0 && o.eps < T_end)) [[unlikely]]
     throw_invalid_parts(where, {"eps"}, o.eps, {"(0, T) = (0, ", T_end, ")"});
   require(size(x) >= 1, where, "number of elements of x", size(x), "at least 1");
+  // A non-finite data point would surface as a non-finite model output or a collapsed step size,
+  // blaming the model or the solver.
+  const auto e = elements(x);
+  for (std::size_t i = 0; i < e.size(); ++i)
+    if (!std::isfinite(e[i])) [[unlikely]]
+      throw_invalid_parts(where, {"x[", i, "] (flat index)"}, e[i], {"finite"});
   return checked_ode_controls(o.rtol, o.atol, o.first_step, o.max_steps, where);
 }
 

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <numbers>
 #include <span>
 #include <string>
@@ -299,7 +300,7 @@ class ve_sde {
   using time_kind = continuous_time;
 
   /// \throws std::invalid_argument unless sigma_min and sigma_max are finite with
-  ///         0 < sigma_min < sigma_max, and num_steps >= 1.
+  ///         0 < sigma_min < sigma_max, sigma_max / sigma_min is finite, and num_steps >= 1.
   explicit ve_sde(double sigma_min = 0.01, double sigma_max = 50.0, std::size_t num_steps = 1000)
       : m_sigma_min(sigma_min), m_sigma_max(sigma_max), m_num_steps(num_steps) {
     constexpr std::string_view where = "ve_sde";
@@ -308,6 +309,11 @@ class ve_sde {
             "(sigma_min, inf) = (" + detail::format_value(sigma_min) + ", inf), finite");
     detail::check_num_steps(num_steps, where);
     m_ratio = sigma_max / sigma_min;
+    // sigma(t) = sigma_min ratio^t: an infinite ratio would make it infinite for every t > 0.
+    if (!std::isfinite(m_ratio)) [[unlikely]]
+      detail::throw_invalid_parts(where, {"sigma_max"}, sigma_max,
+                                  {"at most DBL_MAX * sigma_min = ", std::numeric_limits<double>::max() * sigma_min,
+                                   " (sigma_max / sigma_min must be finite)"});
     // score_sde: sqrt(2 * (log(sigma_max) - log(sigma_min))), the logs taken separately.
     m_diffusion_factor = std::sqrt(2.0 * (std::log(sigma_max) - std::log(sigma_min)));
     m_discrete_sigmas = linspace(std::log(sigma_min), std::log(sigma_max), num_steps);
