@@ -152,7 +152,8 @@ struct sampler_case {
   void step(Be& be, N& noise, W& ws, T& x) {
     sampler.step(be, model, noise, ws, x, step_index);
   }
-  /// The model output in the workspace: eps for the DDPM family, the score for the SDE samplers.
+  /// The model output in the workspace: what the case's model predicts (eps for the DDPM family,
+  /// the score or eps for the SDE samplers).
   template <class W>
   static auto& pred(W& ws) {
     if constexpr (requires { ws.model_out; })

@@ -25,6 +25,7 @@
 #include "support/closeness.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/pass_counting_backend.hpp"
+#include "support/recording_model.hpp"
 #include "support/statistics.hpp"
 #include "support/allocation_counter.hpp"
 
@@ -302,10 +303,13 @@ TEST_CASE("adaptive SDE: an eps, x0 or v model's conversion is folded into the u
   test::pass_counting_backend counted{{}, &passes};
   const adaptive_sde_options o{.eps_rel = 0.02};
   std::vector<double> observed_score, observed;
-  const auto score = sample_adaptive_sde(p, gaussian_mixture_model<vp_sde, score_param>(m, p), counted, x_T,
-                                         philox_noise(24), o, [&](const step_info<tensor_d>& s) {
+  // x0_hat is Tweedie's at the last model call (the proposal's evaluation, or the denoising one).
+  test::recording_model<gaussian_mixture_model<vp_sde, score_param>> score_model{{m, p}};
+  const auto score = sample_adaptive_sde(p, score_model, counted, x_T, philox_noise(24), o,
+                                         [&](const step_info<tensor_d>& s) {
                                            observed_score.insert(observed_score.end(), s.prediction.data.begin(),
                                                                  s.prediction.data.end());
+                                           test::check_x0_hat_at_last_call(m, p, score_model, s.prediction);
                                          });
   const std::size_t score_passes = std::exchange(passes, 0);
   auto check_same_run = [&](const auto& result, const char* what) {

@@ -16,6 +16,7 @@
 #include "support/mixture_fixture.hpp"
 #include "support/normal_batch.hpp"
 #include "support/pass_counting_backend.hpp"
+#include "support/recording_model.hpp"
 #include "support/statistics.hpp"
 
 using namespace diffusion;
@@ -131,10 +132,12 @@ template <class Param, class Sampler, class Process>
 pc_run run_with(const Sampler& sampler, const Process& p, const tensor_d& x_T) {
   pc_run r;
   test::pass_counting_backend be{{}, &r.passes};
-  gaussian_mixture_model<Process, Param> model(test::golden_mixture(), p);
+  test::recording_model<gaussian_mixture_model<Process, Param>> model{{test::golden_mixture(), p}};
   philox_noise noise(7);
   r.x = sample(sampler, model, be, x_T, noise, [&](const step_info<tensor_d>& s) {
     r.predictions.insert(r.predictions.end(), s.prediction.data.begin(), s.prediction.data.end());
+    // The predictor's evaluation is the step's last model call.
+    test::check_x0_hat_at_last_call(test::golden_mixture(), p, model, s.prediction);
   });
   return r;
 }

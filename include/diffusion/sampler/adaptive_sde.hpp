@@ -86,7 +86,8 @@ struct adaptive_sde_result {
 /// Scratch space of the adaptive solver, made once per run.
 template <tensor T>
 struct adaptive_sde_workspace {
-  /// score (s(x, t), then s(x', t - h), then x''), noise z and x0_hat for observers.
+  /// In `score`: the model's output at (x, t), then at (x', t - h), then x''; noise z and x0_hat
+  /// for observers.
   sde_workspace<T> sde;
   T proposal;           ///< x', the Euler-Maruyama proposal
   T previous_proposal;  ///< x'_prev, the proposal of the last accepted step (x_T before the first)

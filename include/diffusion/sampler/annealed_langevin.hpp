@@ -5,9 +5,9 @@
 // REFERENCE.md item 16), and consistent annealed sampling (Jolicoeur-Martineau et al. 2021,
 // "Adversarial score matching and improved sampling for image generation", Alg. 2).
 //
-// Both walk the levels sigma_1 > ... > sigma_L of a discrete VE process from the largest down, ask
-// the model for a score through predict_as<score_param> (an eps or x0 model works through the
-// process's sigma), and make one fused pass over x per model call.
+// Both walk the levels sigma_1 > ... > sigma_L of a discrete VE process from the largest down and
+// make one fused pass over x per model call. Any model works: an eps, x0 or v model's conversion to
+// the score through the process's sigma is folded into that pass (detail::evaluate_output).
 #pragma once
 
 #include <algorithm>
