@@ -185,19 +185,34 @@ class ddim_inversion {
     // Sampling: x_prev = c_x x + c_eps eps(x, t) with
     const double c_x = std::sqrt(alpha_bar_prev / alpha_bar);
     const double c_eps = std::sqrt(1.0 - alpha_bar_prev) - std::sqrt(alpha_bar_prev * (1.0 - alpha_bar) / alpha_bar);
-    // so x = (x_prev - c_eps eps(x, t)) / c_x; eps is first taken at x_prev, then iterated.
+    // so x = (x_prev - c_eps eps(x, t)) / c_x; eps is first taken at x_prev, then iterated. An x0,
+    // v or score model's eps = k.x_coef x + k.pred_coef output is folded into the same pass.
+    constexpr bool eps_model = parameterization_of<Model> == parameterization::eps;
     be.lincomb(ws.prediction, S(1), x);  // keeps x_prev
-    predict_as<eps_param>(be, model, m_process, x, t, ws.model_out);
-    be.lincomb(x, S(1.0 / c_x), ws.prediction, S(-c_eps / c_x), ws.model_out);
-    for (std::size_t it = 0; it < m_options.fixed_point_iterations; ++it) {
-      predict_as<eps_param>(be, model, m_process, x, t, ws.model_out);
-      be.lincomb(x, S(1.0 / c_x), ws.prediction, S(-c_eps / c_x), ws.model_out);
+    const double a = 1.0 / c_x, b = -c_eps / c_x;
+    const std::size_t evaluations = 1 + m_options.fixed_point_iterations;
+    for (std::size_t it = 0; it < evaluations; ++it) {
+      call_model(model, x, t, ws.model_out);
+      if constexpr (eps_model) {
+        be.lincomb(x, S(a), ws.prediction, S(b), ws.model_out);
+      } else {
+        const conversion k =
+            convert_coefficients(parameterization_of<Model>, parameterization::eps, m_process.alpha(t),
+                                 m_process.sigma(t));
+        be.lincomb(x, S(a), ws.prediction, S(b * k.x_coef), x, S(b * k.pred_coef), ws.model_out);
+      }
     }
     if (!ws.need_prediction) return;
     // What the observer sees: x0_hat at the new point (one more model call, only when observed).
-    predict_as<eps_param>(be, model, m_process, x, t, ws.model_out);
-    be.lincomb(ws.prediction, S(1.0 / std::sqrt(alpha_bar)), x,
-               S(-std::sqrt(1.0 - alpha_bar) / std::sqrt(alpha_bar)), ws.model_out);
+    call_model(model, x, t, ws.model_out);
+    if constexpr (eps_model) {
+      be.lincomb(ws.prediction, S(1.0 / std::sqrt(alpha_bar)), x,
+                 S(-std::sqrt(1.0 - alpha_bar) / std::sqrt(alpha_bar)), ws.model_out);
+    } else {
+      const conversion k = convert_coefficients(parameterization_of<Model>, parameterization::x0, m_process.alpha(t),
+                                                m_process.sigma(t));
+      be.lincomb(ws.prediction, S(k.x_coef), x, S(k.pred_coef), ws.model_out);
+    }
   }
 
  private:
