@@ -15,7 +15,6 @@
 #include "support/json.hpp"
 #include "support/mixture_fixture.hpp"
 #include "support/normal_batch.hpp"
-#include "support/pass_counting_backend.hpp"
 #include "support/recording_model.hpp"
 #include "support/statistics.hpp"
 
@@ -122,26 +121,6 @@ TEST_CASE("predictor-corrector rejects bad options", "[sampler][sde][errors]") {
 
 namespace {
 
-struct pc_run {
-  tensor_d x;
-  std::vector<double> predictions;  // x0_hat of every step, as the observer saw it
-  std::size_t passes = 0;
-};
-
-template <class Param, class Sampler, class Process>
-pc_run run_with(const Sampler& sampler, const Process& p, const tensor_d& x_T) {
-  pc_run r;
-  test::pass_counting_backend be{{}, &r.passes};
-  test::recording_model<gaussian_mixture_model<Process, Param>> model{{test::golden_mixture(), p}};
-  philox_noise noise(7);
-  r.x = sample(sampler, model, be, x_T, noise, [&](const step_info<tensor_d>& s) {
-    r.predictions.insert(r.predictions.end(), s.prediction.data.begin(), s.prediction.data.end());
-    // The predictor's evaluation is the step's last model call.
-    test::check_x0_hat_at_last_call(test::golden_mixture(), p, model, s.prediction);
-  });
-  return r;
-}
-
 // An eps, x0 or v model's score is affine in (x, output); every predictor and corrector folds that
 // into its own coefficients. The four parameterizations of the same exact model must give the same
 // samples and x0_hat to rounding, and eps models must cost the passes a score model costs.
@@ -150,19 +129,15 @@ void check_parameterizations_agree(const Process& p, Predictor predictor, Correc
                                    std::size_t corrector_steps) {
   const predictor_corrector sampler(p, predictor, corrector);
   const tensor_d x_T = test::normal_batch(16, 2, 11, 0, p.sigma(Process::end_time()));
-  const pc_run score = run_with<score_param>(sampler, p, x_T);
-  for (const pc_run& other : {run_with<eps_param>(sampler, p, x_T), run_with<x0_param>(sampler, p, x_T),
-                              run_with<v_param>(sampler, p, x_T)}) {
-    test::check_close(other.x.data, score.x.data, 1e-9, 1e-11, "samples");
-    test::check_close(other.predictions, score.predictions, 1e-9, 1e-11, "x0_hat");
-  }
-  const pc_run eps = run_with<eps_param>(sampler, p, x_T);
-  CHECK(eps.passes == score.passes);
+  // The predictor's evaluation is a step's last model call, where x0_hat is formed.
+  auto run = [&]<class Param>(Param) { return test::run_observed<Param>(sampler, p, x_T, philox_noise(7), true); };
+  const test::observed_run score = run(score_param{});
   // An x0 or v model's score has an x term, so the Langevin corrector, which needs the score's
   // norm, converts it in a pass of its own; every other policy folds it.
   const std::size_t extra = std::is_same_v<Corrector, langevin_corrector> ? steps * corrector_steps : 0;
-  CHECK(run_with<x0_param>(sampler, p, x_T).passes == score.passes + extra);
-  CHECK(run_with<v_param>(sampler, p, x_T).passes == score.passes + extra);
+  test::check_same_run(run(eps_param{}), score);
+  test::check_same_run(run(x0_param{}), score, extra);
+  test::check_same_run(run(v_param{}), score, extra);
 }
 
 }  // namespace

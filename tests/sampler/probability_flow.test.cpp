@@ -21,7 +21,6 @@
 #include "support/closeness.hpp"
 #include "support/counting_model.hpp"
 #include "support/mixture_fixture.hpp"
-#include "support/pass_counting_backend.hpp"
 #include "support/recording_model.hpp"
 #include "support/statistics.hpp"
 #include "support/allocation_counter.hpp"
@@ -157,38 +156,19 @@ TEST_CASE("fixed-step probability flow: grid, step count and model calls", "[sam
 
 namespace {
 
-struct flow_run {
-  tensor_d x;
-  std::vector<double> predictions;
-  std::size_t passes = 0;
-};
-
 // The fixed-step methods fold an eps, x0 or v model's conversion to the score into their updates:
 // the same samples and x0_hat as a score model to rounding, with the same passes over memory. With
 // Euler (one model call per step) x0_hat is also checked against the exact x0 at the call.
-template <class Method, class Param>
-flow_run run_flow(const vp_sde& p, const tensor_d& x_T) {
-  flow_run r;
-  test::pass_counting_backend be{{}, &r.passes};
-  test::recording_model<gaussian_mixture_model<vp_sde, Param>> model{{test::golden_mixture(), p}};
-  const probability_flow<vp_sde, Method> sampler(p, {.steps = 12, .eps = 1e-3});
-  r.x = sample(sampler, model, be, x_T, philox_noise(0), [&](const step_info<tensor_d>& s) {
-    r.predictions.insert(r.predictions.end(), s.prediction.data.begin(), s.prediction.data.end());
-    if constexpr (std::is_same_v<Method, euler_method>)
-      test::check_x0_hat_at_last_call(test::golden_mixture(), p, model, s.prediction);
-  });
-  return r;
-}
-
 template <class Method>
 void check_flow_parameterizations(const vp_sde& p, const tensor_d& x_T) {
-  const flow_run score = run_flow<Method, score_param>(p, x_T);
-  for (const flow_run& other : {run_flow<Method, eps_param>(p, x_T), run_flow<Method, x0_param>(p, x_T),
-                                run_flow<Method, v_param>(p, x_T)}) {
-    test::check_close(other.x.data, score.x.data, 1e-9, 1e-11, "samples");
-    test::check_close(other.predictions, score.predictions, 1e-9, 1e-11, "x0_hat");
-    CHECK(other.passes == score.passes);
-  }
+  const probability_flow<vp_sde, Method> sampler(p, {.steps = 12, .eps = 1e-3});
+  auto run = [&]<class Param>(Param) {
+    return test::run_observed<Param>(sampler, p, x_T, no_noise{}, std::is_same_v<Method, euler_method>);
+  };
+  const test::observed_run score = run(score_param{});
+  test::check_same_run(run(eps_param{}), score);
+  test::check_same_run(run(x0_param{}), score);
+  test::check_same_run(run(v_param{}), score);
 }
 
 }  // namespace
