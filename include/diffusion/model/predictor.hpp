@@ -112,6 +112,17 @@ conversion evaluate_as_score(Model& model, const Process& p, const T& x, double 
     return convert_coefficients(have, parameterization::score, p.alpha(t), p.sigma(t));
 }
 
+/// An update x_coef x + score_coef score (+ noise) with the score given as the model's output and
+/// its conversion: (x_coef + score_coef k.x_coef) x + (score_coef k.pred_coef) output. For a score
+/// model (k = {0, 1}) these are x_coef and score_coef themselves.
+struct folded_update {
+  double x_coef;
+  double output_coef;
+
+  folded_update(double x_coef_, double score_coef, const conversion& k)
+      : x_coef(x_coef_ + score_coef * k.x_coef), output_coef(score_coef * k.pred_coef) {}
+};
+
 /// x0_hat = (x + sigma(t)^2 score)/alpha(t), Tweedie's formula (Efron 2011; Song et al. 2021,
 /// Eq. 14 with the Gaussian perturbation kernel), from the model's output at (x, t) and its
 /// conversion to the score (evaluate_as_score).

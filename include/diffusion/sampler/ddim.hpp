@@ -190,17 +190,15 @@ class ddim_inversion {
     constexpr bool eps_model = parameterization_of<Model> == parameterization::eps;
     be.lincomb(ws.prediction, S(1), x);  // keeps x_prev
     const double a = 1.0 / c_x, b = -c_eps / c_x;
+    const conversion to_eps =
+        convert_coefficients(parameterization_of<Model>, parameterization::eps, m_process.alpha(t), m_process.sigma(t));
     const std::size_t evaluations = 1 + m_options.fixed_point_iterations;
     for (std::size_t it = 0; it < evaluations; ++it) {
       call_model(model, x, t, ws.model_out);
-      if constexpr (eps_model) {
+      if constexpr (eps_model)
         be.lincomb(x, S(a), ws.prediction, S(b), ws.model_out);
-      } else {
-        const conversion k =
-            convert_coefficients(parameterization_of<Model>, parameterization::eps, m_process.alpha(t),
-                                 m_process.sigma(t));
-        be.lincomb(x, S(a), ws.prediction, S(b * k.x_coef), x, S(b * k.pred_coef), ws.model_out);
-      }
+      else
+        be.lincomb(x, S(a), ws.prediction, S(b * to_eps.x_coef), x, S(b * to_eps.pred_coef), ws.model_out);
     }
     if (!ws.need_prediction) return;
     // What the observer sees: x0_hat at the new point (one more model call, only when observed).

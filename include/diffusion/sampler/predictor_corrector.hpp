@@ -49,17 +49,6 @@ conversion evaluate_output(Backend& be, Model& model, const Process& p, const T&
   return to_score;
 }
 
-/// An update x_coef x + score_coef score (+ noise) with the score given as the model's output and
-/// its conversion: (x_coef + score_coef k.x_coef) x + (score_coef k.pred_coef) output. For a score
-/// model (k = {0, 1}) these are x_coef and score_coef themselves.
-struct folded_update {
-  double x_coef;
-  double output_coef;
-
-  folded_update(double x_coef_, double score_coef, const conversion& k)
-      : x_coef(x_coef_ + score_coef * k.x_coef), output_coef(score_coef * k.pred_coef) {}
-};
-
 }  // namespace detail
 
 // ----------------------------------------------------------------------------------------------

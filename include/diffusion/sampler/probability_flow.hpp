@@ -77,7 +77,8 @@ template <class Model, class Process, tensor T>
 flow_evaluation evaluate_flow(Model& model, const Process& p, const T& y, double t, T& out) {
   const conversion k = evaluate_as_score(model, p, y, t, out);
   const reverse_coefficients c = flow_coefficients(p, t);
-  return {{c.x_coef + c.score_coef * k.x_coef, c.score_coef * k.pred_coef, 0.0}, k};
+  const folded_update u(c.x_coef, c.score_coef, k);
+  return {{u.x_coef, u.output_coef, 0.0}, k};
 }
 
 }  // namespace detail
